@@ -1,0 +1,3 @@
+from lockstock.cli import main
+
+main()

@@ -1,0 +1,186 @@
+"""Broker profiles: the one place that knows which broker lockstock talks to.
+
+``kafka`` (Apache Kafka, Redpanda, any real cluster) adds nothing to client settings.
+``embedded`` neutralises the known bugs of the embedded tansu 0.6.0 broker
+(shared/notes/tansu.md), each pinned by a test in tests/integration/test_embedded_broker.py:
+
+1. ListOffsets(latest) returns the newest *batch's* base offset + 1, not the log end, when
+   batches hold more than one record. Faust uses it as the changelog highwater, so recovery
+   stops early (memory store) or crashes (rocksdb store: persisted offset > highwater).
+   Fix: read the true end from a Fetch response's high watermark, which is correct, with one
+   small fetch at ``reported_end - 1`` per partition. Only recovery and tools read end
+   offsets, so producers keep batching at full speed.
+2. aiokafka's InitProducerId is rejected, so no idempotent aiokafka producer and no Faust
+   ``exactly_once``. lockstock runs at-least-once everywhere and makes every state change
+   idempotent (dedup record and state in one table value), so this profile changes nothing.
+3. read_committed shows aborted records: lockstock does not rely on transactions.
+4. Group join waits ~session_timeout/2: this profile uses session 3 s / heartbeat 1 s
+   (Apache Kafka rejects sessions under its group.min.session.timeout.ms = 6 s, hence not global).
+5. offsets_for_times, CreatePartitions and DeleteRecords are broken: lockstock never calls them.
+6. Compaction and retention are never applied and storage is memory only: a broker restart loses
+   everything (documented in the README; not a supported scenario).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from lockstock.errors import BrokerError
+
+TANSU_MARKER = "tansu"
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    name: str
+    consumer: Mapping[str, Any] = field(default_factory=dict)  # librdkafka consumer settings
+    faust: Mapping[str, Any] = field(default_factory=dict)  # faust.App settings
+    faust_scheme: str = "kafka"  # Faust transport: kafka:// (stock aiokafka) or tansu://
+
+    @property
+    def embedded(self) -> bool:
+        return self.name == "embedded"
+
+    def faust_broker_url(self, bootstrap: str) -> str:
+        return ";".join(f"{self.faust_scheme}://{server}" for server in bootstrap.split(","))
+
+    def end_offsets(self, consumer: Any, partitions: Iterable[Any], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """True log-end offset per (topic, partition) through a confluent-kafka Consumer."""
+        from confluent_kafka import TopicPartition
+
+        ends: dict[tuple[str, int], int] = {}
+        for tp in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            ends[(tp.topic, tp.partition)] = high
+        if self.embedded:
+            ends = _fetch_high_watermarks(consumer, ends, timeout)
+        return ends
+
+
+KAFKA = BrokerProfile("kafka")
+EMBEDDED = BrokerProfile(
+    "embedded",
+    consumer={"session.timeout.ms": 3000, "heartbeat.interval.ms": 1000},
+    faust={"broker_session_timeout": 3.0, "broker_heartbeat_interval": 1.0},
+    faust_scheme="tansu",
+)
+PROFILES = {"kafka": KAFKA, "embedded": EMBEDDED}
+
+
+def detect(bootstrap: str, requested: str = "auto", timeout: float = 10.0) -> BrokerProfile:
+    """The profile asked for, or (``auto``) the one the cluster id reveals."""
+    if requested != "auto":
+        return PROFILES[requested]
+    return EMBEDDED if TANSU_MARKER in cluster_id(bootstrap, timeout) else KAFKA
+
+
+def cluster_id(bootstrap: str, timeout: float = 10.0) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    from lockstock.broker.embedded import _quiet
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _quiet})
+    try:
+        return admin.list_topics(timeout=timeout).cluster_id or ""
+    except Exception as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} within {timeout:.0f}s ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return getattr(exc.args[0], "str", lambda: text)() if exc.args else text
+
+
+def _fetch_high_watermarks(consumer: Any, reported: dict[tuple[str, int], int], timeout: float) -> dict:
+    """Correct ListOffsets(latest) with the high watermark of a fetch at ``reported - 1``."""
+    from confluent_kafka import TopicPartition
+
+    todo = {tp: end for tp, end in reported.items() if end > 0}
+    if not todo:
+        return dict(reported)
+    previous = consumer.assignment()
+    consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in todo.items()])
+    true_ends = dict(reported)
+    deadline = time.monotonic() + timeout
+    try:
+        while todo and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                key = (message.topic(), message.partition())
+                if key in todo:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+                    true_ends[key] = max(high, todo.pop(key))
+    finally:
+        consumer.assign(previous)
+    if todo:
+        raise BrokerError(f"could not read the end offset of {sorted(todo)} within {timeout:.0f}s")
+    return true_ends
+
+
+async def fetch_high_watermarks_aiokafka(bootstrap: list[str], reported: Mapping[Any, int], timeout: float = 15.0) -> dict:
+    """The aiokafka twin of ``_fetch_high_watermarks``, for Faust's recovery (see EmbeddedTransport)."""
+    import aiokafka
+
+    todo = {tp: end for tp, end in reported.items() if end and end > 0}
+    result = dict(reported)
+    if not todo:
+        return result
+    probe = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        fetch_max_wait_ms=100, max_partition_fetch_bytes=1 << 20,
+    )
+    await probe.start()
+    try:
+        probe.assign(list(todo))
+        for tp, end in todo.items():
+            probe.seek(tp, end - 1)
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            await probe.getmany(*todo, timeout_ms=200)
+            for tp in list(todo):
+                high = probe.highwater(tp)
+                if high is not None:
+                    result[tp] = max(high, todo.pop(tp))
+        if todo:
+            raise BrokerError(f"could not read the end offset of {sorted(map(str, todo))} within {timeout:.0f}s")
+    finally:
+        await probe.stop()
+    return result
+
+
+def _faust_embedded_transport() -> type:
+    """Faust's aiokafka transport with recovery highwaters corrected (tansu:// scheme)."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    class EmbeddedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+        async def _highwaters(self, partitions):  # type: ignore[override]
+            reported = await super()._highwaters(partitions)
+            if self.consumer.in_transaction:
+                return reported
+            servers = faust_aiokafka.server_list(self.transport.url, self.transport.default_port)
+            return await fetch_high_watermarks_aiokafka(servers, reported)
+
+    class EmbeddedConsumer(faust_aiokafka.Consumer):
+        def _new_consumer_thread(self) -> EmbeddedConsumerThread:
+            return EmbeddedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class EmbeddedTransport(faust_aiokafka.Transport):
+        Consumer = EmbeddedConsumer
+        driver_version = faust_aiokafka.Transport.driver_version + "+lockstock-embedded"
+
+    return EmbeddedTransport
+
+
+def __getattr__(name: str) -> Any:
+    # Faust imports the transport by entry point (pyproject: faust.transports tansu=...);
+    # building it lazily keeps faust out of processes that only produce with confluent-kafka.
+    if name == "EmbeddedTransport":
+        transport = _faust_embedded_transport()
+        globals()["EmbeddedTransport"] = transport
+        return transport
+    raise AttributeError(name)
+
+
+__all__ = ["BrokerProfile", "KAFKA", "EMBEDDED", "detect", "cluster_id", "fetch_high_watermarks_aiokafka"]

@@ -1,0 +1,1 @@
+"""`lockstock demo`: placeholder replaced below."""

@@ -1,0 +1,78 @@
+"""Build the Faust app from lockstock settings and the broker profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from lockstock.kafka import Kafka
+from streams.tables import Tables, define_tables
+
+# Faust's own default (2.8 s) would hold table changelog flushes and offset commits longer than
+# a live stream's operator wants to replay after a crash.
+COMMIT_INTERVAL_S = 1.0
+# A few ms of linger lets the producer put a burst's changelog and output records in one batch.
+PRODUCER_LINGER_S = 0.005
+
+
+@dataclass
+class Wiring:
+    """What agents and views need besides the app: codec, topic handles, tables."""
+
+    kafka: Kafka
+    tables: Tables
+    orders_placed: faust.TopicT
+    lock_requests: faust.TopicT
+    inventory_commands: faust.TopicT
+    lock_results: faust.TopicT
+    decisions: faust.TopicT
+    deadletter: faust.TopicT
+
+
+def create_app(kafka: Kafka) -> faust.App:
+    settings = kafka.settings
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=kafka.profile.faust_broker_url(kafka.bootstrap),
+        store="rocksdb://",
+        datadir=str(datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=COMMIT_INTERVAL_S,
+        producer_linger=PRODUCER_LINGER_S,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        autodiscover=False,
+        **kafka.profile.faust,
+    )
+    names = kafka.topics
+
+    def topic(name: str) -> faust.TopicT:
+        # lockstock provisions its topics (lockstock topics create); Faust must not redeclare them.
+        return app.topic(name, key_type=bytes, value_type=bytes, internal=False)
+
+    wiring = Wiring(
+        kafka=kafka,
+        tables=define_tables(app, settings.partitions),
+        orders_placed=topic(names.orders_placed),
+        lock_requests=topic(names.lock_requests),
+        inventory_commands=topic(names.inventory_commands),
+        lock_results=topic(names.lock_results),
+        decisions=topic(names.orders_decisions),
+        deadletter=topic(names.deadletter),
+    )
+    from streams import agents, views
+
+    agents.define_agents(app, wiring)
+    views.define_views(app, wiring)
+    app.lockstock = wiring  # type: ignore[attr-defined]
+    return app
