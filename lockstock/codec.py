@@ -96,9 +96,10 @@ class SchemaSet:
         self.parsed = {n: fastavro.parse_schema(self.expanded[n]) for n in self.records}
         self.readable = {n: fastavro.parse_schema(_strip_logical_types(self.expanded[n])) for n in self.records}
         self.canonical = {n: to_parsing_canonical_form(self.parsed[n]) for n in self.records}
+        # fastavro's hex string is already the little-endian byte order the header carries
+        # (checked against the spec's reference algorithm in tests/unit/test_codec.py).
         self.fingerprints = {n: bytes.fromhex(_fingerprint(self.canonical[n], "CRC-64-AVRO")) for n in self.records}
-        # fastavro returns the CRC-64-AVRO value big-endian; the header carries it little-endian.
-        self.header = {n: SINGLE_OBJECT_MAGIC + fp[::-1] for n, fp in self.fingerprints.items()}
+        self.header = {n: SINGLE_OBJECT_MAGIC + fp for n, fp in self.fingerprints.items()}
         self.by_header = {h: n for n, h in self.header.items()}
 
     def _parse(self, full: str, visiting: set[str]) -> None:

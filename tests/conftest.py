@@ -82,7 +82,7 @@ def kafka(settings: Settings) -> Kafka:
 
 @pytest.fixture
 def workers(kafka: Kafka, tmp_path: Path) -> Iterator["WorkerPool"]:
-    from tests.harness import WorkerPool
+    from lockstock.supervise import WorkerPool
 
     pool = WorkerPool(kafka.settings, tmp_path / "logs")
     try:

@@ -122,8 +122,10 @@ def _fetch_high_watermarks(consumer: Any, reported: dict[tuple[str, int], int], 
 async def fetch_high_watermarks_aiokafka(bootstrap: list[str], reported: Mapping[Any, int], timeout: float = 15.0) -> dict:
     """The aiokafka twin of ``_fetch_high_watermarks``, for Faust's recovery (see EmbeddedTransport)."""
     import aiokafka
+    from aiokafka.structs import TopicPartition
 
-    todo = {tp: end for tp, end in reported.items() if end and end > 0}
+    # Keys may be Faust TPs or (topic, partition) tuples; aiokafka wants its own TopicPartition.
+    todo = {TopicPartition(*key): key for key, end in reported.items() if end and end > 0}
     result = dict(reported)
     if not todo:
         return result
@@ -134,15 +136,16 @@ async def fetch_high_watermarks_aiokafka(bootstrap: list[str], reported: Mapping
     await probe.start()
     try:
         probe.assign(list(todo))
-        for tp, end in todo.items():
-            probe.seek(tp, end - 1)
+        for tp, key in todo.items():
+            probe.seek(tp, reported[key] - 1)
         deadline = time.monotonic() + timeout
         while todo and time.monotonic() < deadline:
             await probe.getmany(*todo, timeout_ms=200)
             for tp in list(todo):
                 high = probe.highwater(tp)
                 if high is not None:
-                    result[tp] = max(high, todo.pop(tp))
+                    key = todo.pop(tp)
+                    result[key] = max(high, reported[key])
         if todo:
             raise BrokerError(f"could not read the end offset of {sorted(map(str, todo))} within {timeout:.0f}s")
     finally:

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import TopicPartition
 
-from tests.harness import Client
+from lockstock.client import LockstockClient as Client
 
 pytestmark = pytest.mark.integration
 

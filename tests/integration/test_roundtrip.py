@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import Client
+from lockstock.client import LockstockClient as Client
 
 pytestmark = pytest.mark.integration
 

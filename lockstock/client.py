@@ -1,0 +1,77 @@
+"""Produce to and read from lockstock topics the way an outside service does: through the
+project's producer factory (murmur2, idempotent) and codec. Used by the CLI, demo and tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+from lockstock.kafka import Kafka
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LockstockClient:
+    """Produce and read lockstock topics like an outside service would."""
+
+    def __init__(self, kafka: Kafka) -> None:
+        self.kafka = kafka
+        self.codec = kafka.codec
+        self.topics = kafka.topics
+        self.producer = kafka.producer()
+
+    def send(self, topic: str, key: str, record: str, value: dict) -> None:
+        self.producer.produce(topic, key=key.encode(), value=self.codec.encode(record, value, topic=topic))
+        self.producer.poll(0)
+
+    def send_raw(self, topic: str, key: str, value: bytes) -> None:
+        self.producer.produce(topic, key=key.encode(), value=value)
+
+    def flush(self) -> None:
+        remaining = self.producer.flush(30)
+        assert remaining == 0, f"{remaining} records not delivered"
+
+    def set_stock(self, sku: str, total: int) -> None:
+        self.send(self.topics.inventory_commands, sku, "InventoryCommand", {
+            "command_id": uuid.uuid4().hex, "sku": sku, "type": "SET_STOCK", "issued_at": now_ms(), "total": total,
+        })
+
+    def place_order(self, order_id: str, lines: Iterable[tuple[str, int]], *, channel: str = "tiktok-us",
+                    buyer: str = "buyer-1", region: str = "US") -> dict:
+        order = {
+            "order_id": order_id, "channel": channel, "buyer_id": buyer, "ship_to_region": region,
+            "placed_at": now_ms(), "lines": [{"sku": s, "qty": q} for s, q in lines],
+        }
+        self.send(self.topics.orders_placed, order_id, "OrderPlaced", order)
+        return order
+
+    def read_until(self, topics: list[str], done: Callable[[list[tuple[str, Any]]], bool], timeout: float = 60.0) -> list[tuple[str, Any]]:
+        """Read topics from the start until done(records) or the deadline; (topic, Decoded) pairs."""
+        consumer = self.kafka.consumer()
+        consumer.subscribe(topics)
+        records: list[tuple[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                for message in consumer.consume(500, 0.5):
+                    if message.error() is None:
+                        records.append((message.topic(), self.codec.decode(message.value(), topic=message.topic())))
+                if done(records):
+                    return records
+        finally:
+            consumer.close()
+        raise AssertionError(f"condition not met within {timeout}s after {len(records)} records")
+
+    def decisions(self, expected_orders: set[str], timeout: float = 60.0) -> dict[str, list[dict]]:
+        """Every decision per order id, waiting until each expected order has at least one."""
+        def all_decided(records: list) -> bool:
+            return expected_orders <= {d.value["order_id"] for _, d in records}
+
+        records = self.read_until([self.topics.orders_decisions], all_decided, timeout)
+        by_order: dict[str, list[dict]] = {}
+        for _, decoded in records:
+            by_order.setdefault(decoded.value["order_id"], []).append(decoded.value)
+        return by_order

@@ -1,0 +1,29 @@
+from lockstock.codec import SchemaSet
+from lockstock.topics import ALL, TABLES, Topics, changelog_topics
+
+
+def test_default_names_are_the_public_contract():
+    topics = Topics("lockstock")
+    assert {name for name, spec in topics if not spec.internal} == {
+        "lockstock.orders.placed", "lockstock.orders.events", "lockstock.orders.decisions",
+        "lockstock.inventory.commands", "lockstock.inventory.alerts", "lockstock.channels.stock",
+        "lockstock.deadletter",
+    }
+    assert topics.orders_placed == "lockstock.orders.placed"
+    assert Topics("shop7").channels_stock == "shop7.channels.stock"
+
+
+def test_every_topic_names_existing_schemas_and_a_valid_policy():
+    records = {n.rsplit(".", 1)[-1] for n in SchemaSet().records}
+    for spec in ALL:
+        assert spec.value_schemas and set(spec.value_schemas) <= records, spec
+        assert spec.cleanup_policy in ("delete", "compact")
+        assert spec.key and spec.description
+        assert spec.config()["cleanup.policy"] == spec.cleanup_policy
+    assert Topics().spec_of("lockstock.channels.stock").cleanup_policy == "compact"
+
+
+def test_tables_and_changelogs_are_registered():
+    assert set(changelog_topics("lockstock")) == {f"lockstock-{t}-changelog" for t in TABLES}
+    # SKU-keyed state follows the SKU-keyed topics; order state the order-keyed results.
+    assert TABLES["stock"].key == "sku" and TABLES["pending_orders"].key == "order_id"
