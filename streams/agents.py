@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import faust
 
@@ -54,6 +54,20 @@ class Handler:
             force=True,
         )
 
+    async def process(self, stream: faust.StreamT, records: tuple[str, ...],
+                      handle: Callable[[faust.EventT, Decoded], Awaitable[None]]) -> None:
+        """The agent loop: decode (or dead-letter) each event and hand it to ``handle``; a failure
+        while handling one event dead-letters that event instead of stopping every other one."""
+        async for event in stream.events():
+            decoded = await self.decode(event, *records)
+            if decoded is None:
+                continue
+            try:
+                await handle(event, decoded)
+            except Exception as exc:
+                logger.exception("handling %s failed", decoded.name)
+                await self.dead_letter(event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR)
+
     async def decode(self, event: faust.EventT, *records: str) -> Decoded | None:
         try:
             return self.codec.decode_as(event.message.value, *records, topic=event.message.topic)
@@ -74,17 +88,10 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
 
     @app.agent(wiring.orders_placed, name="route_order_lines")
     async def route_order_lines(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            decoded = await h.decode(event, "OrderPlaced")
-            if decoded is None:
-                continue
-            try:
-                await route_order(decoded.value)
-            except Exception as exc:  # a bug must not stop every other order
-                logger.exception("routing order failed")
-                await h.dead_letter(event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR)
+        await h.process(stream, ("OrderPlaced",), route_order)
 
-    async def route_order(order: dict[str, Any]) -> None:
+    async def route_order(event: faust.EventT, decoded: Decoded) -> None:
+        order = decoded.value
         invalid = order_rules.validate_order(order)
         if invalid:
             await h.send(wiring.decisions, order["order_id"], "OrderDecision", order_rules.rejection(order, invalid, now_ms()))
@@ -100,18 +107,13 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
 
     @app.agent(stock_inputs, name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            decoded = await h.decode(event, "LineLockRequest", "InventoryCommand")
-            if decoded is None:
-                continue
-            try:
-                if decoded.name == "LineLockRequest":
-                    await apply_lock_request(decoded.value)
-                else:
-                    await apply_command(event, decoded.value)
-            except Exception as exc:
-                logger.exception("stock update failed")
-                await h.dead_letter(event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR)
+        await h.process(stream, ("LineLockRequest", "InventoryCommand"), update_stock)
+
+    async def update_stock(event: faust.EventT, decoded: Decoded) -> None:
+        if decoded.name == "LineLockRequest":
+            await apply_lock_request(decoded.value)
+        else:
+            await apply_command(event, decoded.value)
 
     async def apply_lock_request(request: dict[str, Any]) -> None:
         sku, order_id = request["sku"], request["order_id"]
@@ -145,17 +147,10 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
 
     @app.agent(wiring.lock_results, name="decide_orders")
     async def decide_orders(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            decoded = await h.decode(event, "LineLockResult")
-            if decoded is None:
-                continue
-            try:
-                await collect(decoded.value)
-            except Exception as exc:
-                logger.exception("deciding order failed")
-                await h.dead_letter(event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR)
+        await h.process(stream, ("LineLockResult",), collect)
 
-    async def collect(result: dict[str, Any]) -> None:
+    async def collect(event: faust.EventT, decoded: Decoded) -> None:
+        result = decoded.value
         raw = pending_table.get(result["order_id"])
         pending = order_rules.PendingOrder.from_dict(raw) if raw else None
         pending, verdict = order_rules.collect_line_outcome(pending, result, now_ms())
