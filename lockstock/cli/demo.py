@@ -67,8 +67,11 @@ def demo(settings: Settings, orders: str, seed: str, json_path: Path | None) -> 
     if json_path:
         json_path.write_text(json.dumps(summary, indent=2) + "\n")
         click.echo(f"summary written to {json_path}")
-    if summary["oversold"] or summary["undecided"]:
-        raise click.ClickException(f"oversold {summary['oversold']}, undecided {summary['undecided']}")
+    if summary["oversold"] or summary["undecided"] or not summary["worker_agrees"]:
+        raise click.ClickException(
+            f"oversold {summary['oversold']}, undecided {summary['undecided']}, "
+            f"worker state agrees with decisions: {summary['worker_agrees']}"
+        )
 
 
 def _run(client: LockstockClient, count: int, rng: random.Random, worker) -> dict:
@@ -108,11 +111,7 @@ def _run(client: LockstockClient, count: int, rng: random.Random, worker) -> dic
             for line in first["lines"]:
                 locked_units[line["sku"]] += line["qty"]
         latencies.append(first["decided_at"] - placed[order_id]["placed_at"])
-    stock_rows = []
-    for sku, total in STOCK.items():
-        _, live = worker.get_json(f"/stock/{sku}/")
-        stock_rows.append({"sku": sku, "total": total, "locked_by_decisions": locked_units[sku],
-                           "locked_in_worker": live.get("locked"), "available": live.get("available")})
+    stock_rows = _settled_stock(worker, locked_units)
     return {
         "orders": len(placed),
         "locked": statuses["LOCKED"],
@@ -127,8 +126,24 @@ def _run(client: LockstockClient, count: int, rng: random.Random, worker) -> dic
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "stock": stock_rows,
+        "worker_agrees": all(r["locked_in_worker"] == r["locked_by_decisions"] for r in stock_rows),
         "measured_at": received,
     }
+
+
+def _settled_stock(worker, locked_units: Counter, timeout: float = 30.0) -> list[dict]:
+    """The worker's live stock once compensations still in flight (releases of rejected
+    multi-line orders) have landed; after the deadline, whatever it shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = []
+        for sku, total in STOCK.items():
+            _, live = worker.get_json(f"/stock/{sku}/")
+            rows.append({"sku": sku, "total": total, "locked_by_decisions": locked_units[sku],
+                         "locked_in_worker": live.get("locked"), "available": live.get("available")})
+        if all(r["locked_in_worker"] == r["locked_by_decisions"] for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
 
 
 def _report(summary: dict) -> None:
