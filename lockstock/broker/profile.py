@@ -16,8 +16,11 @@
 3. read_committed shows aborted records: lockstock does not rely on transactions.
 4. Group join waits ~session_timeout/2: this profile uses session 3 s / heartbeat 1 s
    (Apache Kafka rejects sessions under its group.min.session.timeout.ms = 6 s, hence not global).
-5. offsets_for_times, CreatePartitions and DeleteRecords are broken: lockstock never calls them.
-6. Compaction and retention are never applied and storage is memory only: a broker restart loses
+5. A long-poll Fetch is answered only when its max wait expires, even when data arrives
+   sooner (found here, 2026-11-24). Faust hard-codes aiokafka's fetch_max_wait_ms=1500, which
+   put ~1.5 s on every pipeline hop; this profile waits at most EMBEDDED_FETCH_MAX_WAIT_MS.
+6. offsets_for_times, CreatePartitions and DeleteRecords are broken: lockstock never calls them.
+7. Compaction and retention are never applied and storage is memory only: a broker restart loses
    everything (documented in the README; not a supported scenario).
 """
 
@@ -30,6 +33,7 @@ from typing import Any, Iterable, Mapping
 from lockstock.errors import BrokerError
 
 TANSU_MARKER = "tansu"
+EMBEDDED_FETCH_MAX_WAIT_MS = 20
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class BrokerProfile:
 KAFKA = BrokerProfile("kafka")
 EMBEDDED = BrokerProfile(
     "embedded",
-    consumer={"session.timeout.ms": 3000, "heartbeat.interval.ms": 1000},
+    consumer={"session.timeout.ms": 3000, "heartbeat.interval.ms": 1000,
+              "fetch.wait.max.ms": EMBEDDED_FETCH_MAX_WAIT_MS},
     faust={"broker_session_timeout": 3.0, "broker_heartbeat_interval": 1.0},
     faust_scheme="tansu",
 )
@@ -158,6 +163,12 @@ def _faust_embedded_transport() -> type:
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
     class EmbeddedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport):  # type: ignore[override]
+            consumer = super()._create_worker_consumer(transport)
+            # Faust passes fetch_max_wait_ms=1500; aiokafka reads it when the consumer starts.
+            consumer._fetch_max_wait_ms = EMBEDDED_FETCH_MAX_WAIT_MS
+            return consumer
+
         async def _highwaters(self, partitions):  # type: ignore[override]
             reported = await super()._highwaters(partitions)
             if self.consumer.in_transaction:

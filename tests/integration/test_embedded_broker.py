@@ -83,3 +83,37 @@ def test_broker_command_serves_kafka_and_stops_on_sigterm(tmp_path):
     with EmbeddedBroker(port=port) as again:  # the port was released: nothing left running
         assert again.bootstrap.endswith(str(port))
         assert time.monotonic() < deadline
+
+
+def produce_to_consume_ms(kafka, topic: str, **consumer_overrides) -> float:
+    """Median delay from a delivered produce to its consumption, over a few idle-gap messages."""
+    consumer = kafka.consumer(**consumer_overrides)
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 15
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.1)
+    producer = kafka.producer()
+    delays = []
+    for n in range(5):
+        time.sleep(0.2)  # let the consumer's fetch go idle (long-poll) first
+        sent = time.monotonic()
+        producer.produce(topic, key=b"k", value=b"%d" % n)
+        producer.flush(10)
+        while time.monotonic() < sent + 10:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                delays.append((time.monotonic() - sent) * 1000)
+                break
+    consumer.close()
+    assert len(delays) == 5
+    return sorted(delays)[2]
+
+
+def test_long_poll_fetch_waits_its_full_max_wait_and_the_profile_shortens_it(embedded_only):
+    kafka = embedded_only
+    # tansu 0.6.0 answers a Fetch when fetch.wait.max.ms expires, not when data arrives. If this
+    # fails, tansu fixed it and EMBEDDED_FETCH_MAX_WAIT_MS in the profile can go.
+    # A message lands somewhere inside the held Fetch, so it waits out the rest of that second.
+    slow = produce_to_consume_ms(kafka, kafka.topics.inventory_alerts, **{"fetch.wait.max.ms": 1000})
+    fast = produce_to_consume_ms(kafka, kafka.topics.deadletter)  # profile: 20 ms
+    assert slow > 150 and fast < 100 and slow > 3 * fast, (slow, fast)
