@@ -7,11 +7,8 @@ import time
 import uuid
 from typing import Any, Callable, Iterable
 
+from lockstock.clock import now_ms
 from lockstock.kafka import Kafka
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class LockstockClient:

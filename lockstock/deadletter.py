@@ -3,7 +3,7 @@ Streams send it through Faust, connectors through confluent-kafka; both build it
 
 from __future__ import annotations
 
-import time
+from lockstock.clock import now_ms
 
 # Stable machine-readable failure classes (DeadLetter.error_type).
 UNDECODABLE = "UNDECODABLE"  # not Avro, unknown fingerprint, or a body that does not decode
@@ -19,5 +19,5 @@ def dead_letter(
     return {
         "source_topic": source_topic, "source_partition": partition, "source_offset": offset,
         "key": key, "payload": payload or b"", "reason": reason, "error_type": error_type,
-        "service": service, "failed_at": int(time.time() * 1000),
+        "service": service, "failed_at": now_ms(),
     }

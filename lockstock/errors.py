@@ -1,6 +1,12 @@
 """One base exception, so the CLI can turn any expected failure into a one-line message."""
 
 
+def describe_kafka_error(exc: BaseException) -> str:
+    """confluent-kafka wraps a KafkaError in args[0]; its .str() is the readable part."""
+    error = exc.args[0] if exc.args else None
+    return error.str() if hasattr(error, "str") else str(exc)
+
+
 class LockstockError(Exception):
     """An expected failure with a message fit for an operator (no traceback needed)."""
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from lockstock.broker.profile import BrokerProfile, detect
 from lockstock.codec import AvroCodec, codec_for
-from lockstock.errors import BrokerError
+from lockstock.errors import BrokerError, describe_kafka_error
 from lockstock.settings import Settings
 from lockstock.topics import ALL, TopicSpec, Topics
 
@@ -91,7 +91,7 @@ class Kafka:
         return AdminClient(self._base())
 
     def end_offsets(self, consumer: Any, partitions: Iterable[Any], timeout: float = 10.0) -> dict[tuple[str, int], int]:
-        return self.profile.end_offsets(consumer, partitions, timeout)
+        return self.profile.end_offsets(consumer, partitions, self.bootstrap, timeout)
 
     def create_topics(self, specs: Iterable[TopicSpec] = ALL, timeout: float = 30.0) -> list[tuple[str, TopicSpec, str]]:
         """Create missing topics; check existing ones. Idempotent. Returns (name, spec, status)."""
@@ -115,7 +115,7 @@ class Kafka:
             except Exception as exc:
                 error = exc.args[0] if exc.args else None
                 if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise BrokerError(f"cannot create topic {name}: {_describe(exc)}") from None
+                    raise BrokerError(f"cannot create topic {name}: {describe_kafka_error(exc)}") from None
         existing = _list_topics(admin, timeout)
         for name, spec in wanted.items():
             found = existing.get(name)
@@ -135,13 +135,8 @@ def _list_topics(admin: Any, timeout: float) -> dict[str, int]:
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception as exc:
-        raise BrokerError(f"cannot list topics: {_describe(exc)}") from None
+        raise BrokerError(f"cannot list topics: {describe_kafka_error(exc)}") from None
     return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
-
-
-def _describe(exc: BaseException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if hasattr(error, "str") else str(exc)
 
 
 @contextlib.contextmanager

@@ -12,24 +12,21 @@ producer before it commits the source offset (at-least-once); the engine makes r
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Awaitable, Callable
 
 import faust
 
+from lockstock.clock import now_ms
 from lockstock.codec import Decoded
 from lockstock.deadletter import INVALID_COMMAND, PROCESSING_ERROR, UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError
 from streams.app import Wiring
 from streams.engine import orders as order_rules
-from streams.engine.stock import LOCKED, SkuStock, lock_order_line, release_order_line, set_stock
+from streams.engine import stock as stock_rules
+from streams.engine.stock import SkuStock
 
 logger = logging.getLogger(__name__)
 SERVICE = "streams"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Handler:
@@ -96,54 +93,32 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         if invalid:
             await h.send(wiring.decisions, order["order_id"], "OrderDecision", order_rules.rejection(order, invalid, now_ms()))
             return
-        units = order_rules.units_per_sku(order)
-        for sku, qty in units.items():
-            await h.send(wiring.lock_requests, sku, "LineLockRequest", {
-                "order_id": order["order_id"], "sku": sku, "qty": qty, "action": "LOCK",
-                "channel": order["channel"], "buyer_id": order["buyer_id"],
-                "region": order["ship_to_region"] or None, "sku_count": len(units),
-                "placed_at": order["placed_at"], "reason": None,
-            })
+        for request in order_rules.lock_requests(order):
+            await h.send(wiring.lock_requests, request["sku"], "LineLockRequest", request)
 
     @app.agent(stock_inputs, name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
         await h.process(stream, ("LineLockRequest", "InventoryCommand"), update_stock)
 
-    async def update_stock(event: faust.EventT, decoded: Decoded) -> None:
-        if decoded.name == "LineLockRequest":
-            await apply_lock_request(decoded.value)
-        else:
-            await apply_command(event, decoded.value)
-
-    async def apply_lock_request(request: dict[str, Any]) -> None:
-        sku, order_id = request["sku"], request["order_id"]
+    def load_stock(sku: str) -> SkuStock | None:
         raw = stock_table.get(sku)
-        stock = SkuStock.from_dict(raw) if raw else None
-        if request["action"] == "LOCK":
-            stock, outcome = lock_order_line(stock, order_id, request["qty"])
-        else:
-            stock, outcome = release_order_line(stock, order_id, request["reason"] or "RELEASED")
-        if stock is not None:
-            stock_table[sku] = stock.to_dict()  # dedup record and stock in one changelog record
-        await h.send(wiring.lock_results, order_id, "LineLockResult", {
-            "order_id": order_id, "sku": sku, "qty": request["qty"], "status": outcome.status,
-            "reason": outcome.reason, "region": request["region"] if outcome.status == LOCKED else None,
-            "sku_count": request["sku_count"], "channel": request["channel"],
-            "placed_at": request["placed_at"], "decided_at": now_ms(),
-        })
+        return SkuStock.from_dict(raw) if raw else None
 
-    async def apply_command(event: faust.EventT, command: dict[str, Any]) -> None:
-        if command["type"] != "SET_STOCK" or command["total"] is None:
-            await h.dead_letter(event, f"command {command['type']} is not supported by this worker yet", INVALID_COMMAND)
+    async def update_stock(event: faust.EventT, decoded: Decoded) -> None:
+        value = decoded.value
+        if decoded.name == "LineLockRequest":
+            stock, result = stock_rules.apply_line_request(load_stock(value["sku"]), value, now_ms())
+            if stock is not None:
+                stock_table[value["sku"]] = stock.to_dict()  # dedup record and stock in one changelog record
+            await h.send(wiring.lock_results, result["order_id"], "LineLockResult", result)
             return
-        raw = stock_table.get(command["sku"])
         try:
-            stock, applied = set_stock(SkuStock.from_dict(raw) if raw else None, command["sku"], command["total"], command["command_id"])
+            stock, applied = stock_rules.apply_command(load_stock(value["sku"]), value)
         except ValueError as exc:
             await h.dead_letter(event, str(exc), INVALID_COMMAND)
             return
         if applied:
-            stock_table[command["sku"]] = stock.to_dict()
+            stock_table[value["sku"]] = stock.to_dict()
 
     @app.agent(wiring.lock_results, name="decide_orders")
     async def decide_orders(stream: faust.StreamT) -> None:
@@ -156,12 +131,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         pending, verdict = order_rules.collect_line_outcome(pending, result, now_ms())
         if not verdict.replayed:
             pending_table[pending.order_id] = pending.to_dict()
-        for sku in verdict.release_skus:
-            outcome = pending.outcomes[sku]
-            await h.send(wiring.lock_requests, sku, "LineLockRequest", {
-                "order_id": pending.order_id, "sku": sku, "qty": outcome["qty"], "action": "RELEASE",
-                "channel": pending.channel, "buyer_id": "", "region": None, "sku_count": pending.sku_count,
-                "placed_at": pending.placed_at, "reason": order_rules.COMPENSATION,
-            })
+        for request in order_rules.compensation_requests(pending, verdict.release_skus):
+            await h.send(wiring.lock_requests, request["sku"], "LineLockRequest", request)
         if verdict.decision is not None:
             await h.send(wiring.decisions, pending.order_id, "OrderDecision", verdict.decision)

@@ -21,6 +21,7 @@ import pytest
 from lockstock.broker.embedded import EmbeddedBroker, free_port
 from lockstock.kafka import Kafka
 from lockstock.settings import Settings
+from lockstock.supervise import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,7 @@ def kafka(settings: Settings) -> Kafka:
 
 
 @pytest.fixture
-def workers(kafka: Kafka, tmp_path: Path) -> Iterator["WorkerPool"]:
-    from lockstock.supervise import WorkerPool
-
+def workers(kafka: Kafka, tmp_path: Path) -> Iterator[WorkerPool]:
     pool = WorkerPool(kafka.settings, tmp_path / "logs")
     try:
         yield pool

@@ -26,11 +26,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from lockstock.errors import BrokerError
+from lockstock.errors import BrokerError, describe_kafka_error
 
 TANSU_MARKER = "tansu"
 EMBEDDED_FETCH_MAX_WAIT_MS = 20
@@ -50,8 +51,8 @@ class BrokerProfile:
     def faust_broker_url(self, bootstrap: str) -> str:
         return ";".join(f"{self.faust_scheme}://{server}" for server in bootstrap.split(","))
 
-    def end_offsets(self, consumer: Any, partitions: Iterable[Any], timeout: float = 10.0) -> dict[tuple[str, int], int]:
-        """True log-end offset per (topic, partition) through a confluent-kafka Consumer."""
+    def end_offsets(self, consumer: Any, partitions: Iterable[Any], bootstrap: str, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """True log-end offset per (topic, partition), read through a confluent-kafka Consumer."""
         from confluent_kafka import TopicPartition
 
         ends: dict[tuple[str, int], int] = {}
@@ -59,7 +60,7 @@ class BrokerProfile:
             _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
             ends[(tp.topic, tp.partition)] = high
         if self.embedded:
-            ends = _fetch_high_watermarks(consumer, ends, timeout)
+            ends = correct_end_offsets(bootstrap, ends, timeout)
         return ends
 
 
@@ -90,71 +91,42 @@ def cluster_id(bootstrap: str, timeout: float = 10.0) -> str:
     try:
         return admin.list_topics(timeout=timeout).cluster_id or ""
     except Exception as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap} within {timeout:.0f}s ({_short(exc)})") from None
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} within {timeout:.0f}s ({describe_kafka_error(exc)})") from None
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc.args[0]) if exc.args else str(exc)
-    return getattr(exc.args[0], "str", lambda: text)() if exc.args else text
+def correct_end_offsets(bootstrap: str, reported: Mapping[Any, int], timeout: float = 15.0) -> dict:
+    """Correct ListOffsets(latest) with the high watermark of one fetch at ``reported - 1``.
 
+    Keys are anything shaped (topic, partition) (tuples, Faust TPs) and come back unchanged.
+    Blocking: Faust's recovery calls it in a thread.
+    """
+    from confluent_kafka import Consumer, TopicPartition
 
-def _fetch_high_watermarks(consumer: Any, reported: dict[tuple[str, int], int], timeout: float) -> dict:
-    """Correct ListOffsets(latest) with the high watermark of a fetch at ``reported - 1``."""
-    from confluent_kafka import TopicPartition
+    from lockstock.broker.embedded import _quiet
 
-    todo = {tp: end for tp, end in reported.items() if end > 0}
-    if not todo:
-        return dict(reported)
-    previous = consumer.assignment()
-    consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in todo.items()])
-    true_ends = dict(reported)
-    deadline = time.monotonic() + timeout
-    try:
-        while todo and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                key = (message.topic(), message.partition())
-                if key in todo:
-                    _, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-                    true_ends[key] = max(high, todo.pop(key))
-    finally:
-        consumer.assign(previous)
-    if todo:
-        raise BrokerError(f"could not read the end offset of {sorted(todo)} within {timeout:.0f}s")
-    return true_ends
-
-
-async def fetch_high_watermarks_aiokafka(bootstrap: list[str], reported: Mapping[Any, int], timeout: float = 15.0) -> dict:
-    """The aiokafka twin of ``_fetch_high_watermarks``, for Faust's recovery (see EmbeddedTransport)."""
-    import aiokafka
-    from aiokafka.structs import TopicPartition
-
-    # Keys may be Faust TPs or (topic, partition) tuples; aiokafka wants its own TopicPartition.
-    todo = {TopicPartition(*key): key for key, end in reported.items() if end and end > 0}
+    todo = {(key[0], key[1]): key for key, end in reported.items() if end and end > 0}
     result = dict(reported)
     if not todo:
         return result
-    probe = aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=100, max_partition_fetch_bytes=1 << 20,
-    )
-    await probe.start()
+    probe = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "lockstock-end-offset-probe", "enable.auto.commit": False,
+        "fetch.wait.max.ms": EMBEDDED_FETCH_MAX_WAIT_MS, "logger": _quiet,
+    })
     try:
-        probe.assign(list(todo))
-        for tp, key in todo.items():
-            probe.seek(tp, reported[key] - 1)
+        probe.assign([TopicPartition(topic, partition, reported[key] - 1) for (topic, partition), key in todo.items()])
         deadline = time.monotonic() + timeout
         while todo and time.monotonic() < deadline:
-            await probe.getmany(*todo, timeout_ms=200)
-            for tp in list(todo):
-                high = probe.highwater(tp)
-                if high is not None:
-                    key = todo.pop(tp)
-                    result[key] = max(high, reported[key])
-        if todo:
-            raise BrokerError(f"could not read the end offset of {sorted(map(str, todo))} within {timeout:.0f}s")
+            message = probe.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            key = todo.pop((message.topic(), message.partition()), None)
+            if key is not None:
+                _, high = probe.get_watermark_offsets(TopicPartition(message.topic(), message.partition()), cached=True)
+                result[key] = max(high, reported[key])
     finally:
-        await probe.stop()
+        probe.close()
+    if todo:
+        raise BrokerError(f"could not read the end offset of {sorted(todo)} within {timeout:.0f}s")
     return result
 
 
@@ -174,7 +146,7 @@ def _faust_embedded_transport() -> type:
             if self.consumer.in_transaction:
                 return reported
             servers = faust_aiokafka.server_list(self.transport.url, self.transport.default_port)
-            return await fetch_high_watermarks_aiokafka(servers, reported)
+            return await asyncio.to_thread(correct_end_offsets, ",".join(servers), reported)
 
     class EmbeddedConsumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> EmbeddedConsumerThread:
@@ -197,4 +169,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["BrokerProfile", "KAFKA", "EMBEDDED", "detect", "cluster_id", "fetch_high_watermarks_aiokafka"]
+__all__ = ["BrokerProfile", "KAFKA", "EMBEDDED", "detect", "cluster_id", "correct_end_offsets"]

@@ -21,7 +21,8 @@ import click
 from lockstock.broker.embedded import free_port
 from lockstock.cli import cli
 from lockstock.cli.options import echo_table, settings_options
-from lockstock.client import LockstockClient, now_ms
+from lockstock.client import LockstockClient
+from lockstock.clock import now_ms
 from lockstock.kafka import kafka_for
 from lockstock.settings import Settings, parse_int
 from lockstock.supervise import WorkerPool

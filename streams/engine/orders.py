@@ -35,6 +35,20 @@ def units_per_sku(order: dict[str, Any]) -> dict[str, int]:
     return units
 
 
+def lock_requests(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """One LineLockRequest per SKU of a valid order, each routed to the partition owning the SKU."""
+    units = units_per_sku(order)
+    return [
+        {
+            "order_id": order["order_id"], "sku": sku, "qty": qty, "action": "LOCK",
+            "channel": order["channel"], "buyer_id": order["buyer_id"],
+            "region": order["ship_to_region"] or None, "sku_count": len(units),
+            "placed_at": order["placed_at"], "reason": None,
+        }
+        for sku, qty in units.items()
+    ]
+
+
 @dataclass
 class PendingOrder:
     """Per-SKU outcomes gathered for one order until all are in."""
@@ -91,6 +105,18 @@ def collect_line_outcome(pending: PendingOrder | None, result: dict[str, Any], n
     }
     release = [s for s, o in pending.outcomes.items() if o["status"] == LOCKED] if rejected else []
     return pending, Verdict(pending.decision, release)
+
+
+def compensation_requests(pending: PendingOrder, skus: list[str]) -> list[dict[str, Any]]:
+    """RELEASE requests giving back what a rejected order's other lines locked."""
+    return [
+        {
+            "order_id": pending.order_id, "sku": sku, "qty": pending.outcomes[sku]["qty"], "action": "RELEASE",
+            "channel": pending.channel, "buyer_id": "", "region": None, "sku_count": pending.sku_count,
+            "placed_at": pending.placed_at, "reason": COMPENSATION,
+        }
+        for sku in skus
+    ]
 
 
 def rejection(order: dict[str, Any], reason: str, now_ms: int) -> dict[str, Any]:

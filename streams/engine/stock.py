@@ -105,6 +105,28 @@ def release_order_line(stock: SkuStock | None, order_id: str, reason: str) -> tu
     return stock, LineOutcome(RELEASED, reason)
 
 
+def apply_line_request(stock: SkuStock | None, request: dict[str, Any], now_ms: int) -> tuple[SkuStock | None, dict[str, Any]]:
+    """Handle one LineLockRequest (LOCK or RELEASE): the new state and the LineLockResult."""
+    order_id = request["order_id"]
+    if request["action"] == "LOCK":
+        stock, outcome = lock_order_line(stock, order_id, request["qty"])
+    else:
+        stock, outcome = release_order_line(stock, order_id, request["reason"] or RELEASED)
+    return stock, {
+        "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": outcome.status,
+        "reason": outcome.reason, "region": request["region"] if outcome.status == LOCKED else None,
+        "sku_count": request["sku_count"], "channel": request["channel"],
+        "placed_at": request["placed_at"], "decided_at": now_ms,
+    }
+
+
+def apply_command(stock: SkuStock | None, command: dict[str, Any]) -> tuple[SkuStock, bool]:
+    """Handle one InventoryCommand. ValueError (with the reason) for a command that cannot apply."""
+    if command["type"] != "SET_STOCK" or command["total"] is None:
+        raise ValueError(f"command {command['type']} is not supported by this worker yet")
+    return set_stock(stock, command["sku"], command["total"], command["command_id"])
+
+
 def set_stock(stock: SkuStock | None, sku: str, total: int, command_id: str) -> tuple[SkuStock, bool]:
     """Set the pool's total. Refuses a total below what is already locked. Returns (state, applied)."""
     if total < 0:

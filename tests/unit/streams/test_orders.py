@@ -63,3 +63,15 @@ def test_rejection_before_locking():
     decision = rejection(order(("A", 0)), INVALID_QUANTITY, now_ms=5)
     assert decision["status"] == "REJECTED" and decision["reason"] == INVALID_QUANTITY
     assert decision["lines"] == [{"sku": "A", "qty": 0, "region": None}]
+
+
+def test_one_lock_request_per_sku_and_compensation_for_locked_lines():
+    from streams.engine.orders import compensation_requests, lock_requests
+
+    requests = lock_requests(order(("A", 1), ("B", 2), ("A", 3)))
+    assert [(r["sku"], r["qty"], r["action"], r["sku_count"], r["region"]) for r in requests] == [
+        ("A", 4, "LOCK", 2, "US"), ("B", 2, "LOCK", 2, "US")]
+    pending, _ = collect_line_outcome(None, result("A", "LOCKED", qty=4), now_ms=20)
+    pending, verdict = collect_line_outcome(pending, result("B", "REJECTED", reason="OUT_OF_STOCK"), now_ms=21)
+    [release] = compensation_requests(pending, verdict.release_skus)
+    assert (release["sku"], release["qty"], release["action"], release["reason"]) == ("A", 4, "RELEASE", COMPENSATION)

@@ -105,3 +105,31 @@ def test_invariants_over_random_streams(total, ops):
         assert 0 <= stock.locked <= stock.total  # never oversold
         assert stock.locked == sum(stock.reservations.values())  # units conserved
         assert not set(stock.reservations) & set(stock.history)
+
+
+def request(action: str, order_id: str = "o1", qty: int = 2, reason=None) -> dict:
+    return {"order_id": order_id, "sku": "A", "qty": qty, "action": action, "channel": "tiktok-us",
+            "buyer_id": "b", "region": "US", "sku_count": 1, "placed_at": 10, "reason": reason}
+
+
+def test_line_requests_produce_the_result_record():
+    from streams.engine.stock import apply_line_request
+
+    stock, result = apply_line_request(stocked(3), request("LOCK"), now_ms=20)
+    assert stock.locked == 2
+    assert result == {"order_id": "o1", "sku": "A", "qty": 2, "status": LOCKED, "reason": None, "region": "US",
+                      "sku_count": 1, "channel": "tiktok-us", "placed_at": 10, "decided_at": 20}
+    stock, result = apply_line_request(stock, request("LOCK", "o2"), now_ms=21)
+    assert (result["status"], result["reason"], result["region"]) == (REJECTED, OUT_OF_STOCK, None)
+    stock, result = apply_line_request(stock, request("RELEASE", reason="COMPENSATION"), now_ms=22)
+    assert stock.locked == 0 and (result["status"], result["reason"]) == (RELEASED, "COMPENSATION")
+
+
+def test_commands_set_stock_or_say_why_not():
+    from streams.engine.stock import apply_command
+
+    command = {"command_id": "c1", "sku": "A", "type": "SET_STOCK", "total": 7}
+    stock, applied = apply_command(None, command)
+    assert applied and stock.total == 7
+    with pytest.raises(ValueError, match="RESTOCK is not supported"):
+        apply_command(stock, {**command, "type": "RESTOCK", "command_id": "c2"})
