@@ -31,13 +31,28 @@ class LockstockClient:
         remaining = self.producer.flush(30)
         assert remaining == 0, f"{remaining} records not delivered"
 
-    def set_stock(self, sku: str, total: int) -> None:
-        self.send(self.topics.inventory_commands, sku, "InventoryCommand", {
-            "command_id": uuid.uuid4().hex, "sku": sku, "type": "SET_STOCK", "issued_at": now_ms(), "total": total,
-        })
+    def command(self, sku: str, kind: str, **fields: Any) -> dict:
+        """Send one InventoryCommand (fields as in the schema; the rest take their defaults)."""
+        command = {"command_id": fields.pop("command_id", None) or uuid.uuid4().hex, "sku": sku, "type": kind,
+                   "issued_at": now_ms(), **fields}
+        self.send(self.topics.inventory_commands, sku, "InventoryCommand", command)
+        return command
+
+    def set_stock(self, sku: str, total: int, regions: dict[str, int] | None = None, *,
+                  flex_pct: float | None = None, proportional: bool = False, **fields: Any) -> dict:
+        return self.command(sku, "SET_STOCK", total=total, regions=regions or {}, flex_pct=flex_pct,
+                            proportional=proportional, **fields)
+
+    def order_event(self, order_id: str, kind: str, *, channel: str = "tiktok-us", event_id: str | None = None,
+                    warehouse: str | None = None, reason: str | None = None) -> dict:
+        """Send one OrderEvent (PAID, CANCELLED, SHIPPED) for an order."""
+        event = {"event_id": event_id or f"{order_id}:{kind.lower()}", "order_id": order_id, "type": kind,
+                 "channel": channel, "occurred_at": now_ms(), "warehouse": warehouse, "reason": reason}
+        self.send(self.topics.orders_events, order_id, "OrderEvent", event)
+        return event
 
     def place_order(self, order_id: str, lines: Iterable[tuple[str, int]], *, channel: str = "tiktok-us",
-                    buyer: str = "buyer-1", region: str = "US") -> dict:
+                    buyer: str = "buyer-1", region: str = "") -> dict:
         order = {
             "order_id": order_id, "channel": channel, "buyer_id": buyer, "ship_to_region": region,
             "placed_at": now_ms(), "lines": [{"sku": s, "qty": q} for s, q in lines],

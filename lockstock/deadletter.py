@@ -9,6 +9,7 @@ from lockstock.clock import now_ms
 UNDECODABLE = "UNDECODABLE"  # not Avro, unknown fingerprint, or a body that does not decode
 WRONG_RECORD = "WRONG_RECORD"  # decodes, but is not a record this topic carries
 INVALID_COMMAND = "INVALID_COMMAND"  # decodes, but asks for something impossible
+INVALID_EVENT = "INVALID_EVENT"  # a lifecycle event that cannot apply to its order (unknown, already shipped)
 PROCESSING_ERROR = "PROCESSING_ERROR"  # unexpected failure while handling a valid record
 
 

@@ -10,10 +10,13 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlparse
 
 from lockstock.errors import SettingsError
+
+if TYPE_CHECKING:
+    from lockstock.catalog import Catalog
 
 PROFILES = ("auto", "kafka", "embedded")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
@@ -31,6 +34,7 @@ ENV = {
     "app_id": "LOCKSTOCK_APP_ID",
     "web_host": "LOCKSTOCK_WEB_HOST",
     "web_port": "LOCKSTOCK_WEB_PORT",
+    "channels_file": "LOCKSTOCK_CHANNELS_FILE",
 }
 
 
@@ -99,6 +103,7 @@ class Settings:
     app_id: str = "lockstock"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    channels_file: Path | None = None  # None: the packaged catalog (lockstock/catalog.yaml)
 
     def __post_init__(self) -> None:
         if self.bootstrap_servers is not None:
@@ -118,6 +123,8 @@ class Settings:
         )
         if self.broker_profile not in PROFILES:
             raise SettingsError(f"broker profile must be one of {', '.join(PROFILES)}, got {self.broker_profile!r}")
+        if self.channels_file is not None:
+            object.__setattr__(self, "channels_file", Path(self.channels_file))
         object.__setattr__(self, "web_port", parse_port(self.web_port, "web port", allow_zero=True))
         if not _HOST.match(self.web_host):
             raise SettingsError(f"web host {self.web_host!r} is not a host name or address")
@@ -144,6 +151,12 @@ class Settings:
     def embedded(self) -> bool:
         """True when no cluster is configured and lockstock must start its own broker."""
         return self.bootstrap_servers is None
+
+    def catalog(self) -> "Catalog":
+        """The channel catalog these settings name (validated; SettingsError if it is not)."""
+        from lockstock.catalog import load_catalog
+
+        return load_catalog(self.channels_file)
 
     def as_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""

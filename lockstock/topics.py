@@ -73,17 +73,22 @@ LOCK_RESULTS = TopicSpec(
     "Internal: per-SKU lock outcomes, gathered per order into the final decision.",
     internal=True,
 )
+ORDER_TIMERS = TopicSpec(
+    "order.timers", "order_id", ("OrderTimer",), "delete", 1 * DAY_MS,
+    "Internal: due timers (unpaid-lock expiry, forgetting finished orders) for the order desk.",
+    internal=True,
+)
 
 ALL: tuple[TopicSpec, ...] = (
     ORDERS_PLACED, ORDERS_EVENTS, ORDERS_DECISIONS, INVENTORY_COMMANDS, INVENTORY_ALERTS,
-    CHANNELS_STOCK, DEADLETTER, LOCK_REQUESTS, LOCK_RESULTS,
+    CHANNELS_STOCK, DEADLETTER, LOCK_REQUESTS, LOCK_RESULTS, ORDER_TIMERS,
 )
 
 # Faust tables (name -> the registry topic whose partitions it follows). streams/tables.py
 # creates exactly these; a test keeps the two in step.
 TABLES: dict[str, TopicSpec] = {
     "stock": LOCK_REQUESTS,
-    "pending_orders": LOCK_RESULTS,
+    "orders": ORDERS_PLACED,
 }
 
 

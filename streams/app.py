@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
+from lockstock.catalog import Catalog
 from lockstock.kafka import Kafka
 from streams.tables import Tables, define_tables
 
@@ -21,12 +22,17 @@ class Wiring:
     """What agents and views need besides the app: codec, topic handles, tables."""
 
     kafka: Kafka
+    catalog: Catalog
     tables: Tables
     orders_placed: faust.TopicT
+    orders_events: faust.TopicT
     lock_requests: faust.TopicT
     inventory_commands: faust.TopicT
     lock_results: faust.TopicT
+    order_timers: faust.TopicT
     decisions: faust.TopicT
+    alerts: faust.TopicT
+    channel_stock: faust.TopicT
     deadletter: faust.TopicT
 
 
@@ -62,12 +68,17 @@ def create_app(kafka: Kafka) -> faust.App:
 
     wiring = Wiring(
         kafka=kafka,
+        catalog=settings.catalog(),
         tables=define_tables(app, settings.partitions),
         orders_placed=topic(names.orders_placed),
+        orders_events=topic(names.orders_events),
         lock_requests=topic(names.lock_requests),
         inventory_commands=topic(names.inventory_commands),
         lock_results=topic(names.lock_results),
+        order_timers=topic(names.order_timers),
         decisions=topic(names.orders_decisions),
+        alerts=topic(names.inventory_alerts),
+        channel_stock=topic(names.channels_stock),
         deadletter=topic(names.deadletter),
     )
     from streams import agents, views

@@ -12,8 +12,8 @@ from lockstock.topics import TABLES
 
 @dataclass
 class Tables:
-    stock: faust.TableT  # sku -> SkuStock dict; partitioned like lock.requests / inventory.commands
-    pending_orders: faust.TableT  # order_id -> PendingOrder dict; partitioned like lock.results
+    stock: faust.TableT  # sku -> SkuState dict; partitioned like lock.requests / inventory.commands
+    orders: faust.TableT  # order_id -> OrderRecord dict; partitioned like every order-keyed topic
 
 
 def define_tables(app: faust.App, partitions: int) -> Tables:
@@ -25,6 +25,6 @@ def define_tables(app: faust.App, partitions: int) -> Tables:
         )
 
     return Tables(
-        stock=table("stock", "Stock and reservations per SKU."),
-        pending_orders=table("pending_orders", "Per-SKU outcomes gathered per order, and its decision."),
+        stock=table("stock", "Per SKU: allocations, flex pool, reservations, limits and alert state."),
+        orders=table("orders", "Per order: its lines' outcomes, decision and lifecycle status."),
     )

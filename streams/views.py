@@ -10,11 +10,12 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.app import Wiring
-from streams.engine.stock import SkuStock
+from streams.engine.orders import OrderRecord
+from streams.engine.state import SkuState
 
 
 def define_views(app: faust.App, wiring: Wiring) -> None:
-    stock_table = wiring.tables.stock
+    stock_table, orders_table = wiring.tables.stock, wiring.tables.orders
 
     def ready() -> bool:
         return bool(app.tables.actives_ready) and not app.rebalancing
@@ -33,7 +34,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         raw = stock_table.get(sku)
         if raw is None:
             return web.json({"error": f"unknown SKU {sku!r}"}, status=404)
-        return web.json(SkuStock.from_dict(raw).public_view())
+        return web.json(SkuState.from_dict(raw).public_view())
 
     @app.page("/stock/")
     async def local_stock(web: View, request: Request) -> Response:
@@ -41,4 +42,31 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         if not ready():
             return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
         items = sorted(stock_table.items(), key=lambda kv: kv[0])
-        return web.json({"skus": [SkuStock.from_dict(v).public_view() for _, v in items]})
+        return web.json({"skus": [SkuState.from_dict(v).public_view() for _, v in items]})
+
+    @app.page("/orders/{order_id}/")
+    @app.table_route(table=orders_table, match_info="order_id")
+    async def order_of(web: View, request: Request, order_id: str) -> Response:
+        """An order's lifecycle status, lines and decision, from the worker that owns it."""
+        if not ready():
+            return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
+        raw = orders_table.get(order_id)
+        if raw is None:
+            return web.json({"error": f"unknown order {order_id!r}"}, status=404)
+        record = OrderRecord.from_dict(raw)
+        return web.json({"order_id": record.order_id, "status": record.status, "reason": record.reason,
+                         "channel": record.channel, "region": record.region, "lines": record.skus,
+                         "expires_at": record.expires_at, "decision": record.decision})
+
+    @app.page("/catalog/")
+    async def catalog(web: View, request: Request) -> Response:
+        """The regions, channels and rules this worker runs with."""
+        cat = wiring.catalog
+        return web.json({
+            "source": cat.source,
+            "regions": {n: {"weight": r.weight, "warehouses": list(r.warehouses), "nearest": list(r.nearest)}
+                        for n, r in cat.regions.items()},
+            "channels": {c.id: {"platform": c.platform, "region": c.region, "reservation_ttl_s": c.reservation_ttl_s,
+                                "rate_limit_per_min": c.rate_limit_per_min} for c in cat.channels.values()},
+            "rules": {k: getattr(cat.rules, k) for k in cat.rules.BOUNDS},
+        })

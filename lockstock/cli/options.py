@@ -18,12 +18,14 @@ def settings_options(command: Callable) -> Callable:
     @click.option("--topic-prefix", help="Topic name prefix [env LOCKSTOCK_TOPIC_PREFIX, default lockstock].")
     @click.option("--partitions", help="Partitions per topic, 1-1024 [env LOCKSTOCK_PARTITIONS, default 4].")
     @click.option("--broker-profile", type=click.Choice(PROFILES), help="auto (default), kafka or embedded [env LOCKSTOCK_BROKER_PROFILE].")
+    @click.option("--channels-file", type=click.Path(path_type=Path), help="Regions, channels and rules (YAML) [env LOCKSTOCK_CHANNELS_FILE; default: built-in].")
     @functools.wraps(command)
     def wrapper(*args: Any, bootstrap_servers=None, schema_registry_url=None, data_dir=None,
-                topic_prefix=None, partitions=None, broker_profile=None, **kwargs: Any):
+                topic_prefix=None, partitions=None, broker_profile=None, channels_file=None, **kwargs: Any):
         settings = Settings.from_env(
             bootstrap_servers=bootstrap_servers, schema_registry_url=schema_registry_url, data_dir=data_dir,
             topic_prefix=topic_prefix, partitions=partitions, broker_profile=broker_profile,
+            channels_file=channels_file,
         )
         return command(*args, settings=settings, **kwargs)
 
@@ -36,3 +38,12 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
         click.echo("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+def require_cluster(settings: Settings, what: str) -> None:
+    """Commands whose effect must outlive them refuse to run against a throwaway embedded broker."""
+    if settings.embedded:
+        raise click.ClickException(
+            f"KAFKA_BOOTSTRAP_SERVERS is not set: cannot {what} on a throwaway embedded broker. "
+            "Start one with `lockstock broker` and export KAFKA_BOOTSTRAP_SERVERS."
+        )

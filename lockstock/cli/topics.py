@@ -7,7 +7,7 @@ import json
 import click
 
 from lockstock.cli import cli
-from lockstock.cli.options import echo_table, settings_options
+from lockstock.cli.options import echo_table, require_cluster, settings_options
 from lockstock.kafka import kafka_for
 from lockstock.settings import Settings
 from lockstock.topics import ALL, Topics, changelog_topics
@@ -41,11 +41,7 @@ def _rows(settings: Settings, status: dict[str, str] | None = None) -> list[dict
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def create(settings: Settings, as_json: bool) -> None:
     """Create every lockstock topic that is missing (idempotent; checks partition counts)."""
-    if settings.embedded:
-        raise click.ClickException(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: topics on a throwaway embedded broker would vanish. "
-            "Start one with `lockstock broker` and export KAFKA_BOOTSTRAP_SERVERS."
-        )
+    require_cluster(settings, "create topics that outlive this command")
     with kafka_for(settings) as kafka:
         results = kafka.create_topics(ALL)
     rows = _rows(settings, {name: status for name, _, status in results})

@@ -1,20 +1,72 @@
-"""Order-level decisions as pure functions: validating an order, splitting it into per-SKU lock
-requests, and folding per-SKU outcomes into one all-or-nothing decision."""
+"""The order desk as pure functions: one ``OrderRecord`` per order, keyed by order_id.
+
+The desk validates an order and splits it into per-SKU lock requests, gathers the SKUs'
+answers into one all-or-nothing decision (compensating what was locked when any line is
+rejected), drives the lifecycle (paid -> commit, cancelled -> release, shipped -> ship, unpaid
+past the channel's TTL -> release) and remembers finished orders for a while so a duplicate
+order gets the same decision. Every function returns a ``DeskStep``: what to store and send.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from streams.engine.stock import LOCKED, REJECTED, RELEASED
+from lockstock.catalog import Catalog
+from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED
+
+PENDING, PAID = "PENDING", "PAID"
+HOLDING = (LOCKED, PAID)  # statuses in which the order holds units
+FINISHED = (REJECTED, RELEASED, SHIPPED)
 
 EMPTY_ORDER = "EMPTY_ORDER"
 INVALID_QUANTITY = "INVALID_QUANTITY"
 INVALID_SKU = "INVALID_SKU"
+UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
+UNKNOWN_REGION = "UNKNOWN_REGION"
 COMPENSATION = "COMPENSATION"  # another line of the same order was rejected
+CANCELLED = "CANCELLED"
+PAYMENT_TIMEOUT = "PAYMENT_TIMEOUT"
+EXPIRE, FORGET = "EXPIRE", "FORGET"
+EVENT_MEMORY = 20  # lifecycle event ids remembered per order (redelivery guard)
 
 
-def validate_order(order: dict[str, Any]) -> str | None:
+@dataclass
+class OrderRecord:
+    order_id: str
+    sku_count: int
+    channel: str
+    placed_at: int
+    buyer_id: str = ""
+    region: str | None = None
+    skus: dict[str, int] = field(default_factory=dict)  # sku -> units
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # sku -> {status, reason, region}
+    status: str = PENDING
+    reason: str | None = None
+    decision: dict[str, Any] | None = None  # the OrderDecision last published; repeated on redelivery
+    expires_at: int | None = None  # an unpaid lock is released at this time
+    finished_at: int | None = None
+    events: list[str] = field(default_factory=list)
+    early_events: list[dict[str, Any]] = field(default_factory=list)  # lifecycle before the decision
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OrderRecord":
+        return cls(**data)
+
+
+@dataclass
+class DeskStep:
+    record: OrderRecord | None  # what to store (None: forget the order)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # LineLockRequests to send
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # OrderDecisions to send
+    changed: bool = True  # False: nothing to store
+    problem: str | None = None  # the event cannot apply: dead-letter it with this reason
+
+
+def validate_order(order: dict[str, Any], catalog: Catalog) -> str | None:
     """The reason an order cannot be locked at all, or None if it is well formed."""
     lines = order.get("lines") or []
     if not lines:
@@ -24,6 +76,10 @@ def validate_order(order: dict[str, Any]) -> str | None:
             return INVALID_SKU
         if line["qty"] <= 0:
             return INVALID_QUANTITY
+    if order["channel"] not in catalog.channels:
+        return UNKNOWN_CHANNEL
+    if (order.get("ship_to_region") or None) is not None and order["ship_to_region"] not in catalog.regions:
+        return UNKNOWN_REGION
     return None
 
 
@@ -35,96 +91,157 @@ def units_per_sku(order: dict[str, Any]) -> dict[str, int]:
     return units
 
 
-def lock_requests(order: dict[str, Any]) -> list[dict[str, Any]]:
-    """One LineLockRequest per SKU of a valid order, each routed to the partition owning the SKU."""
-    units = units_per_sku(order)
-    return [
-        {
-            "order_id": order["order_id"], "sku": sku, "qty": qty, "action": "LOCK",
-            "channel": order["channel"], "buyer_id": order["buyer_id"],
-            "region": order["ship_to_region"] or None, "sku_count": len(units),
-            "placed_at": order["placed_at"], "reason": None,
-        }
-        for sku, qty in units.items()
-    ]
-
-
-@dataclass
-class PendingOrder:
-    """Per-SKU outcomes gathered for one order until all are in."""
-
-    order_id: str
-    sku_count: int
-    channel: str
-    placed_at: int
-    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # sku -> {qty, status, reason, region}
-    decision: dict[str, Any] | None = None  # set once, then repeated on redelivery
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order_id": self.order_id, "sku_count": self.sku_count, "channel": self.channel,
-            "placed_at": self.placed_at, "outcomes": self.outcomes, "decision": self.decision,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PendingOrder":
-        return cls(**data)
-
-
-@dataclass
-class Verdict:
-    decision: dict[str, Any] | None  # the OrderDecision to publish, if any
-    release_skus: list[str]  # SKUs whose lock must be compensated
-    replayed: bool = False
-
-
-def collect_line_outcome(pending: PendingOrder | None, result: dict[str, Any], now_ms: int) -> tuple[PendingOrder, Verdict]:
-    """Add one SKU's outcome; decide when every SKU has answered (all LOCKED or none)."""
-    pending = pending or PendingOrder(result["order_id"], result["sku_count"], result["channel"], result["placed_at"])
-    sku = result["sku"]
-    if pending.decision is not None:
-        # Everything after the decision is a redelivery or a compensation echo: repeat, never redo.
-        if result["status"] == LOCKED and pending.decision["status"] != LOCKED:
-            return pending, Verdict(pending.decision, [sku], replayed=True)
-        return pending, Verdict(pending.decision if result["status"] != RELEASED else None, [], replayed=True)
-    pending.outcomes[sku] = {
-        "qty": result["qty"], "status": result["status"], "reason": result["reason"], "region": result["region"],
-    }
-    if len(pending.outcomes) < pending.sku_count:
-        return pending, Verdict(None, [])
-    rejected = [o for o in pending.outcomes.values() if o["status"] != LOCKED]
-    status = LOCKED if not rejected else REJECTED
-    reason = None if not rejected else rejected[0]["reason"]
-    lines = [
-        {"sku": s, "qty": o["qty"], "region": o["region"] if status == LOCKED else None}
-        for s, o in sorted(pending.outcomes.items())
-    ]
-    pending.decision = {
-        "order_id": pending.order_id, "status": status, "reason": reason, "lines": lines,
-        "decided_at": now_ms, "channel": pending.channel, "placed_at": pending.placed_at,
-    }
-    release = [s for s, o in pending.outcomes.items() if o["status"] == LOCKED] if rejected else []
-    return pending, Verdict(pending.decision, release)
-
-
-def compensation_requests(pending: PendingOrder, skus: list[str]) -> list[dict[str, Any]]:
-    """RELEASE requests giving back what a rejected order's other lines locked."""
-    return [
-        {
-            "order_id": pending.order_id, "sku": sku, "qty": pending.outcomes[sku]["qty"], "action": "RELEASE",
-            "channel": pending.channel, "buyer_id": "", "region": None, "sku_count": pending.sku_count,
-            "placed_at": pending.placed_at, "reason": COMPENSATION,
-        }
-        for sku in skus
-    ]
-
-
-def rejection(order: dict[str, Any], reason: str, now_ms: int) -> dict[str, Any]:
-    """The decision for an order rejected before any SKU was asked (malformed lines)."""
+def _request(record: OrderRecord, sku: str, action: str, reason: str | None = None,
+             warehouse: str | None = None) -> dict[str, Any]:
     return {
-        "order_id": order["order_id"], "status": REJECTED, "reason": reason,
-        "lines": [{"sku": line["sku"], "qty": line["qty"], "region": None} for line in order.get("lines") or []],
-        "decided_at": now_ms, "channel": order["channel"], "placed_at": order["placed_at"],
+        "order_id": record.order_id, "sku": sku, "qty": record.skus.get(sku, 0), "action": action,
+        "channel": record.channel, "buyer_id": record.buyer_id, "region": record.region,
+        "sku_count": record.sku_count, "placed_at": record.placed_at, "reason": reason, "warehouse": warehouse,
     }
 
 
+def _decision(record: OrderRecord, now: int) -> dict[str, Any]:
+    held = record.status in HOLDING or record.status == RELEASED
+    return {
+        "order_id": record.order_id, "status": RELEASED if record.status == RELEASED else (
+            REJECTED if record.status == REJECTED else LOCKED),
+        "reason": record.reason,
+        "lines": [{"sku": sku, "qty": qty, "region": (record.outcomes.get(sku) or {}).get("region") if held else None}
+                  for sku, qty in sorted(record.skus.items())],
+        "decided_at": now, "channel": record.channel, "placed_at": record.placed_at,
+    }
+
+
+def _finish(record: OrderRecord, status: str, reason: str | None, now: int) -> None:
+    record.status, record.reason, record.expires_at = status, reason, None
+    record.finished_at = now
+
+
+def on_order_placed(record: OrderRecord | None, order: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+    """A new order: lock requests per SKU, or an immediate rejection. A duplicate repeats the
+    decision, or (still undecided) re-asks the SKUs that have not answered."""
+    if record is not None:
+        if not record.buyer_id and record.status == PENDING:  # known only from early results so far
+            _fill_from_order(record, order, catalog)
+        if record.decision is not None:
+            return DeskStep(record, decisions=[record.decision], changed=False)
+        missing = [sku for sku in record.skus if sku not in record.outcomes]
+        return DeskStep(record, requests=[_request(record, sku, "LOCK") for sku in missing], changed=bool(missing))
+    units = units_per_sku(order) if order.get("lines") else {}
+    record = OrderRecord(order["order_id"], len(units), order["channel"], order["placed_at"])
+    invalid = validate_order(order, catalog)
+    if invalid:
+        record.skus = {line["sku"]: line["qty"] for line in order.get("lines") or []}
+        _finish(record, REJECTED, invalid, now)
+        record.decision = _decision(record, now)
+        return DeskStep(record, decisions=[record.decision])
+    _fill_from_order(record, order, catalog)
+    return DeskStep(record, requests=[_request(record, sku, "LOCK") for sku in record.skus])
+
+
+def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalog) -> None:
+    record.skus = units_per_sku(order)
+    record.sku_count = len(record.skus)
+    record.buyer_id = order["buyer_id"]
+    if order["channel"] in catalog.channels:
+        record.region = catalog.region_of_order(order["channel"], order.get("ship_to_region") or None)
+
+
+def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+    """One SKU answered. When all have: LOCKED if every line locked, else REJECTED with the
+    locked lines compensated. Answers after the decision are redeliveries: a late LOCKED for an
+    order that is not holding is released, anything else repeats nothing new."""
+    if record is None:  # the answer overtook its order after a restart: start from the answer
+        record = OrderRecord(result["order_id"], result["sku_count"], result["channel"], result["placed_at"])
+    sku = result["sku"]
+    if record.status != PENDING:
+        if result["status"] == LOCKED and record.status not in HOLDING and record.status != SHIPPED:
+            return DeskStep(record, requests=[_request(record, sku, "RELEASE", COMPENSATION)], changed=False)
+        return DeskStep(record, changed=False)
+    record.skus.setdefault(sku, result["qty"])
+    record.outcomes[sku] = {"status": result["status"], "reason": result["reason"], "region": result["region"]}
+    if len(record.outcomes) < record.sku_count:
+        return DeskStep(record)
+    rejected = [o for _, o in sorted(record.outcomes.items()) if o["status"] != LOCKED]
+    if rejected:
+        _finish(record, REJECTED, rejected[0]["reason"] or REJECTED, now)
+        requests = [_request(record, s, "RELEASE", COMPENSATION) for s, o in sorted(record.outcomes.items())
+                    if o["status"] == LOCKED]
+    else:
+        record.status, requests = LOCKED, []
+        record.expires_at = now + catalog.ttl_ms(record.channel) if record.channel in catalog.channels else None
+    record.decision = _decision(record, now)
+    step = DeskStep(record, requests=requests, decisions=[record.decision])
+    early, record.early_events = record.early_events, []
+    for event in early:
+        later = on_order_event(record, event, catalog, now)
+        step.requests += later.requests
+        step.decisions += later.decisions
+    return step
+
+
+def on_order_event(record: OrderRecord | None, event: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+    """Lifecycle: PAID commits the lock, CANCELLED releases it, SHIPPED takes the units out of a
+    warehouse. Events for undecided orders wait for the decision; impossible ones are problems."""
+    kind = event["type"]
+    if record is None:
+        return DeskStep(None, changed=False, problem=f"{kind} for unknown order {event['order_id']!r}")
+    if event["event_id"] in record.events:
+        return DeskStep(record, changed=False)
+    if kind not in ("PAID", "CANCELLED", "SHIPPED"):
+        return DeskStep(record, changed=False, problem=f"order event type {kind} is not one lockstock handles")
+    if record.status == PENDING:
+        record.early_events.append(event)
+        return DeskStep(record)
+    record.events = (record.events + [event["event_id"]])[-EVENT_MEMORY:]
+    step = DeskStep(record)
+    if kind == "PAID":
+        if record.status == LOCKED:
+            record.status, record.expires_at = PAID, None
+            step.requests = [_request(record, sku, "COMMIT") for sku in record.skus]
+        elif record.status in (REJECTED, RELEASED):
+            step.problem = f"order {record.order_id} was paid but holds no stock ({record.status} {record.reason}): refund it"
+    elif kind == "CANCELLED":
+        if record.status in HOLDING:
+            _finish(record, RELEASED, event.get("reason") or CANCELLED, now)
+            step.requests = [_request(record, sku, "RELEASE", record.reason) for sku in record.skus]
+            record.decision = _decision(record, now)
+            step.decisions = [record.decision]
+        elif record.status == SHIPPED:
+            step.problem = f"order {record.order_id} was cancelled after it shipped: handle it as a return"
+    elif kind == "SHIPPED":
+        if record.status in HOLDING:
+            _finish(record, SHIPPED, None, now)
+            step.requests = [_request(record, sku, "SHIP", warehouse=event.get("warehouse")) for sku in record.skus]
+        elif record.status in (REJECTED, RELEASED):
+            step.problem = f"order {record.order_id} shipped but holds no stock ({record.status} {record.reason})"
+    return step
+
+
+def on_timer(record: OrderRecord | None, timer: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+    """EXPIRE releases an unpaid lock past its TTL (RELEASED, PAYMENT_TIMEOUT); FORGET drops a
+    finished order after the retention period. Both are no-ops when no longer due."""
+    if record is None:
+        return DeskStep(None, changed=False)
+    if timer["kind"] == EXPIRE and record.status == LOCKED and record.expires_at is not None and now >= record.expires_at:
+        _finish(record, RELEASED, PAYMENT_TIMEOUT, now)
+        record.decision = _decision(record, now)
+        return DeskStep(record, requests=[_request(record, sku, "RELEASE", PAYMENT_TIMEOUT) for sku in record.skus],
+                        decisions=[record.decision])
+    if timer["kind"] == FORGET and _forgettable(record, catalog, now):
+        return DeskStep(None)
+    return DeskStep(record, changed=False)
+
+
+def _forgettable(record: OrderRecord, catalog: Catalog, now: int) -> bool:
+    return record.status in FINISHED and record.finished_at is not None and \
+        now >= record.finished_at + catalog.rules.order_retention_s * 1000
+
+
+def due_timer(record: OrderRecord, catalog: Catalog, now: int) -> str | None:
+    """The timer an order needs now, if any (the sweeper sends it; the desk re-checks)."""
+    if record.status == LOCKED and record.expires_at is not None and now >= record.expires_at:
+        return EXPIRE
+    if _forgettable(record, catalog, now):
+        return FORGET
+    return None

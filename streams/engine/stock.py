@@ -1,23 +1,25 @@
-"""Per-SKU stock decisions as pure functions over a plain state object.
+"""Per-SKU line actions as pure functions over ``SkuState``: lock, release, commit (paid), ship.
 
-No Kafka and no Faust here: agents hand in a decoded request and the current state, and get
-back the new state and the outcome. The dedup record lives in the same state value as the
-stock it protects, so one changelog record carries both (the embedded broker has no
-transactions; see lockstock.broker.profile).
+No Kafka and no Faust here: the agent hands in a decoded LineLockRequest and the current state,
+and gets back the new state, the LineLockResult to send (if any) and the alerts it caused.
+Every action is idempotent per order: a redelivered request repeats the first answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-# How many finished orders per SKU are remembered to absorb redeliveries. Orders still holding a
-# reservation are always remembered; this bounds only the released/rejected history.
-DEDUP_HISTORY = 20_000
+from lockstock.catalog import Catalog
+from streams.engine import automation
+from streams.engine.state import Reservation, SkuState, remember
 
-LOCKED, REJECTED, RELEASED = "LOCKED", "REJECTED", "RELEASED"
+LOCKED, REJECTED, RELEASED, SHIPPED = "LOCKED", "REJECTED", "RELEASED", "SHIPPED"
 OUT_OF_STOCK = "OUT_OF_STOCK"
 UNKNOWN_SKU = "UNKNOWN_SKU"
+UNKNOWN_REGION = "UNKNOWN_REGION"
+PURCHASE_LIMIT = "PURCHASE_LIMIT"
+CHANNEL_PAUSED = "CHANNEL_PAUSED"
 
 
 @dataclass
@@ -26,116 +28,164 @@ class LineOutcome:
 
     status: str
     reason: str | None = None
+    region: str | None = None
     replayed: bool = False  # True when this answer repeats an earlier one (redelivery)
 
 
-@dataclass
-class SkuStock:
-    sku: str
-    total: int = 0
-    locked: int = 0
-    reservations: dict[str, int] = field(default_factory=dict)  # order_id -> units held
-    history: dict[str, str] = field(default_factory=dict)  # finished order_id -> final status
-    applied_commands: list[str] = field(default_factory=list)  # recent command ids (dedup)
-
-    @property
-    def available(self) -> int:
-        return self.total - self.locked
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sku": self.sku, "total": self.total, "locked": self.locked,
-            "reservations": self.reservations, "history": self.history,
-            "applied_commands": self.applied_commands,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SkuStock":
-        return cls(
-            sku=data["sku"], total=data["total"], locked=data["locked"],
-            reservations=dict(data.get("reservations", {})), history=dict(data.get("history", {})),
-            applied_commands=list(data.get("applied_commands", [])),
-        )
-
-    def public_view(self) -> dict[str, Any]:
-        """What operators and `stock show` see (no dedup bookkeeping)."""
-        return {
-            "sku": self.sku, "total": self.total, "locked": self.locked,
-            "available": self.available, "open_reservations": len(self.reservations),
-        }
+def _replay(state: SkuState, order_id: str) -> LineOutcome | None:
+    held = state.reservations.get(order_id)
+    if held is not None:
+        return LineOutcome(LOCKED, region=held.region, replayed=True)
+    if order_id in state.history:
+        status, _, reason = state.history[order_id].partition(":")
+        # A shipped order was locked: its lock request's answer stays LOCKED.
+        return LineOutcome(LOCKED if status == SHIPPED else status, reason or None, replayed=True)
+    return None
 
 
-def _remember(stock: SkuStock, order_id: str, status: str) -> None:
-    stock.history.pop(order_id, None)
-    stock.history[order_id] = status
-    while len(stock.history) > DEDUP_HISTORY:
-        del stock.history[next(iter(stock.history))]
+def _reject(state: SkuState, order_id: str, reason: str) -> LineOutcome:
+    remember(state, order_id, f"{REJECTED}:{reason}")
+    return LineOutcome(REJECTED, reason)
 
 
-def lock_order_line(stock: SkuStock | None, order_id: str, qty: int) -> tuple[SkuStock | None, LineOutcome]:
-    """Lock ``qty`` units for ``order_id``, or reject. A repeated request repeats the answer."""
-    if stock is None:
-        return None, LineOutcome(REJECTED, UNKNOWN_SKU)
-    if order_id in stock.reservations:
-        return stock, LineOutcome(LOCKED, replayed=True)
-    if order_id in stock.history:
-        previous = stock.history[order_id]
-        return stock, LineOutcome(previous, OUT_OF_STOCK if previous == REJECTED else None, replayed=True)
+def lock_order_line(state: SkuState | None, request: dict[str, Any], catalog: Catalog,
+                    now: int) -> tuple[SkuState | None, LineOutcome, list[dict[str, Any]]]:
+    """Lock an order's units of this SKU: buyer limit, then the region's allocation, then the flex
+    pool (an automatic transfer, announced), else REJECTED OUT_OF_STOCK."""
+    if state is None:
+        return None, LineOutcome(REJECTED, UNKNOWN_SKU), []
+    order_id, qty, region = request["order_id"], request["qty"], request["region"]
+    replayed = _replay(state, order_id)
+    if replayed:
+        return state, replayed, []
     if qty <= 0:
-        raise ValueError(f"qty must be > 0, got {qty}")  # validated upstream; a bug if reached
-    if qty > stock.available:
-        _remember(stock, order_id, REJECTED)
-        return stock, LineOutcome(REJECTED, OUT_OF_STOCK)
+        raise ValueError(f"qty must be > 0, got {qty}")  # validated by the order desk; a bug if reached
+    if region not in catalog.regions:
+        return state, _reject(state, order_id, UNKNOWN_REGION), []
+    if request["channel"] in state.paused:
+        return state, _reject(state, order_id, CHANNEL_PAUSED), []
+    buyer = request["buyer_id"]
+    if state.buyer_limit is not None and state.buyers.get(buyer, 0) + qty > state.buyer_limit:
+        return state, _reject(state, order_id, PURCHASE_LIMIT), []
+    stock = state.region(region)
+    alerts: list[dict[str, Any]] = []
+    if qty > stock.free:
+        short = qty - max(0, stock.free)
+        if state.flex < short:
+            return state, _reject(state, order_id, OUT_OF_STOCK), []
+        move = min(state.flex, max(short, catalog.rules.flex_chunk))
+        alerts += automation.move_flex(state, region, move, now, f"{region} short of {short} for an order")
     stock.locked += qty
-    stock.reservations[order_id] = qty
-    return stock, LineOutcome(LOCKED)
+    state.reservations[order_id] = Reservation(qty, region, buyer, request["channel"])
+    state.buyers[buyer] = state.buyers.get(buyer, 0) + qty
+    automation.record_sale(state, region, qty, now, catalog.rules)
+    alerts += automation.react(state, now, catalog.rules, region)
+    return state, LineOutcome(LOCKED, region=region), alerts
 
 
-def release_order_line(stock: SkuStock | None, order_id: str, reason: str) -> tuple[SkuStock | None, LineOutcome]:
-    """Give back what ``order_id`` holds. Releasing twice, or what was never locked, is a no-op."""
-    if stock is None:
-        return None, LineOutcome(RELEASED, reason, replayed=True)
-    held = stock.reservations.pop(order_id, None)
+def release_order_line(state: SkuState | None, order_id: str, reason: str, catalog: Catalog,
+                       now: int) -> tuple[SkuState | None, LineOutcome, list[dict[str, Any]]]:
+    """Give back what ``order_id`` holds (locked or paid). Releasing twice, or what was never
+    locked, is a no-op; a shipped order cannot be released (that is a return)."""
+    if state is None:
+        return None, LineOutcome(RELEASED, reason, replayed=True), []
+    held = state.reservations.pop(order_id, None)
     if held is None:
-        replayed = order_id in stock.history
-        _remember(stock, order_id, RELEASED)
-        return stock, LineOutcome(RELEASED, reason, replayed=replayed)
-    stock.locked -= held
-    _remember(stock, order_id, RELEASED)
-    return stock, LineOutcome(RELEASED, reason)
-
-
-def apply_line_request(stock: SkuStock | None, request: dict[str, Any], now_ms: int) -> tuple[SkuStock | None, dict[str, Any]]:
-    """Handle one LineLockRequest (LOCK or RELEASE): the new state and the LineLockResult."""
-    order_id = request["order_id"]
-    if request["action"] == "LOCK":
-        stock, outcome = lock_order_line(stock, order_id, request["qty"])
+        if state.history.get(order_id, "").startswith(SHIPPED):
+            return state, LineOutcome(SHIPPED, replayed=True), []
+        replayed = order_id in state.history
+        if not replayed:
+            remember(state, order_id, f"{RELEASED}:{reason}")  # a late lock for it must not hold units
+        return state, LineOutcome(RELEASED, reason, replayed=True), []
+    stock = state.region(held.region)
+    if held.paid:
+        stock.paid -= held.qty
     else:
-        stock, outcome = release_order_line(stock, order_id, request["reason"] or RELEASED)
-    return stock, {
+        stock.locked -= held.qty
+    _forget_buyer_units(state, held.buyer, held.qty)
+    remember(state, order_id, f"{RELEASED}:{reason}")
+    return state, LineOutcome(RELEASED, reason, region=held.region), automation.react(state, now, catalog.rules, held.region)
+
+
+def commit_order_line(state: SkuState | None, order_id: str) -> tuple[SkuState | None, LineOutcome]:
+    """Paid: the lock becomes a commitment (it no longer expires). Repeats are no-ops."""
+    held = state.reservations.get(order_id) if state else None
+    if held is None or held.paid:
+        return state, LineOutcome(LOCKED, replayed=True)
+    stock = state.region(held.region)
+    stock.locked -= held.qty
+    stock.paid += held.qty
+    held.paid = True
+    return state, LineOutcome(LOCKED, region=held.region)
+
+
+def ship_order_line(state: SkuState | None, order_id: str, warehouse: str | None, catalog: Catalog,
+                    now: int) -> tuple[SkuState | None, LineOutcome, list[tuple[str, int]]]:
+    """Shipped: the units leave the warehouse (the one named, else the nearest with stock).
+    Returns the warehouses picked and units taken from each."""
+    held = state.reservations.pop(order_id, None) if state else None
+    if held is None:
+        return state, LineOutcome(SHIPPED, replayed=True), []
+    stock = state.region(held.region)
+    if held.paid:
+        stock.paid -= held.qty
+    else:
+        stock.locked -= held.qty
+    stock.shipped += held.qty
+    picks = pick_warehouses(state, catalog, held.region, held.qty, warehouse)
+    for name, units in picks:
+        state.warehouses[name] -= units
+    state.ship_shortfall += held.qty - sum(units for _, units in picks)
+    remember(state, order_id, f"{SHIPPED}:{'+'.join(name for name, _ in picks) or 'none'}")
+    return state, LineOutcome(SHIPPED, region=held.region), picks
+
+
+def pick_warehouses(state: SkuState, catalog: Catalog, region: str, qty: int,
+                    named: str | None = None) -> list[tuple[str, int]]:
+    """The warehouse the platform named; else the nearest single warehouse holding all ``qty``;
+    else nearest first, split. Never takes more than a warehouse holds."""
+    if named:
+        return [(named, min(qty, state.warehouses.get(named, 0)))] if state.warehouses.get(named, 0) > 0 else []
+    order = [w for w in catalog.warehouses_nearest(region) if state.warehouses.get(w, 0) > 0]
+    for name in order:
+        if state.warehouses[name] >= qty:
+            return [(name, qty)]
+    picks, left = [], qty
+    for name in order:
+        take = min(left, state.warehouses[name])
+        picks.append((name, take))
+        left -= take
+        if not left:
+            break
+    return picks
+
+
+def _forget_buyer_units(state: SkuState, buyer: str, qty: int) -> None:
+    left = state.buyers.get(buyer, 0) - qty
+    if left > 0:
+        state.buyers[buyer] = left
+    else:
+        state.buyers.pop(buyer, None)
+
+
+def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog: Catalog,
+                       now: int) -> tuple[SkuState | None, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Handle one LineLockRequest: the new state, the LineLockResult for the order desk (only a
+    LOCK is answered; the desk already knows what it released, paid or shipped), and the alerts."""
+    order_id, action = request["order_id"], request["action"]
+    if action == "RELEASE":
+        state, _, alerts = release_order_line(state, order_id, request["reason"] or RELEASED, catalog, now)
+        return state, None, alerts
+    if action == "COMMIT":
+        return commit_order_line(state, order_id)[0], None, []
+    if action == "SHIP":
+        return ship_order_line(state, order_id, request.get("warehouse"), catalog, now)[0], None, []
+    if action != "LOCK":
+        raise ValueError(f"unknown lock action {action!r}")
+    state, outcome, alerts = lock_order_line(state, request, catalog, now)
+    return state, {
         "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": outcome.status,
-        "reason": outcome.reason, "region": request["region"] if outcome.status == LOCKED else None,
+        "reason": outcome.reason, "region": outcome.region if outcome.status == LOCKED else None,
         "sku_count": request["sku_count"], "channel": request["channel"],
-        "placed_at": request["placed_at"], "decided_at": now_ms,
-    }
-
-
-def apply_command(stock: SkuStock | None, command: dict[str, Any]) -> tuple[SkuStock, bool]:
-    """Handle one InventoryCommand. ValueError (with the reason) for a command that cannot apply."""
-    if command["type"] != "SET_STOCK" or command["total"] is None:
-        raise ValueError(f"command {command['type']} is not supported by this worker yet")
-    return set_stock(stock, command["sku"], command["total"], command["command_id"])
-
-
-def set_stock(stock: SkuStock | None, sku: str, total: int, command_id: str) -> tuple[SkuStock, bool]:
-    """Set the pool's total. Refuses a total below what is already locked. Returns (state, applied)."""
-    if total < 0:
-        raise ValueError(f"total must be >= 0, got {total}")
-    stock = stock or SkuStock(sku=sku)
-    if command_id in stock.applied_commands:
-        return stock, False
-    if total < stock.locked:
-        raise ValueError(f"total {total} is below the {stock.locked} units already locked for {sku}")
-    stock.total = total
-    stock.applied_commands = (stock.applied_commands + [command_id])[-1000:]
-    return stock, True
+        "placed_at": request["placed_at"], "decided_at": now,
+    }, alerts

@@ -26,4 +26,4 @@ def test_every_topic_names_existing_schemas_and_a_valid_policy():
 def test_tables_and_changelogs_are_registered():
     assert set(changelog_topics("lockstock")) == {f"lockstock-{t}-changelog" for t in TABLES}
     # SKU-keyed state follows the SKU-keyed topics; order state the order-keyed results.
-    assert TABLES["stock"].key == "sku" and TABLES["pending_orders"].key == "order_id"
+    assert TABLES["stock"].key == "sku" and TABLES["orders"].key == "order_id"
