@@ -39,7 +39,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lockstock", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "lockstock", "worker", "--loglevel", os.environ.get("LOCKSTOCK_WORKER_LOGLEVEL", "info")],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         log.close()

@@ -1,27 +1,33 @@
-"""Agents: decode, call a pure function from streams.engine, send its outputs, write the table.
+"""Agents: decode a batch, run each event through a pure function from streams.engine, send the
+batch's outputs, then write each touched table value once.
 
 Pipeline (every hop keyed so the state it touches is owned by one partition's worker):
   orders.placed + lock.results + orders.events + order.timers (order_id)
       --order_desk [orders table]--> lock.requests (sku): LOCK, compensating RELEASE, COMMIT, SHIP
-                                 \--> orders.decisions (order_id)
+                                 \\--> orders.decisions (order_id)
   lock.requests + inventory.commands (sku)
       --lock_stock_lines [stock table]--> lock.results (order_id), inventory.alerts (sku),
                                           channels.stock (channel:sku)
   sweep_orders (timer) --> order.timers: unpaid locks past their TTL, finished orders to forget
 
-Outputs are acknowledged by the broker *before* the table value is written. The embedded broker
-has no transactions, so after a crash the table may be ahead of the committed input offset; the
-replayed input then finds its effect already in the state, and everything that effect should
-have produced is already in Kafka. The reverse order could persist an effect whose alert or
+Outputs are acknowledged by the broker *before* the table values are written. The embedded
+broker has no transactions, so after a crash the table may be ahead of the committed input
+offset; the replayed input then finds its effect already in the state, and everything that
+effect produced is already in Kafka. The reverse order could persist an effect whose alert or
 channel update was lost. Replays repeat answers with the same ids; consumers dedupe on them.
+Events are taken per batch (``take_events``): one round of acknowledgements and one table
+write per key per batch, instead of one per event.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import faust
+from faust.streams import _current_event
 
 from lockstock.clock import now_ms
 from lockstock.codec import Decoded
@@ -36,17 +42,30 @@ from streams.engine.stock import apply_line_request
 
 logger = logging.getLogger(__name__)
 SERVICE = "streams"
+BATCH_MAX = 500  # events per batch
+BATCH_WAIT_S = 0.005  # how long a partial batch waits for more events
+
+Output = tuple[faust.TopicT, str, str, dict[str, Any]]  # topic, key, record name, value
+
+
+@dataclass
+class Batch:
+    """What one batch of events produced: outputs to send, then table values to write."""
+
+    outputs: list[Output] = field(default_factory=list)
+    dead: list[tuple[faust.EventT, str, str]] = field(default_factory=list)  # event, reason, error type
+    writes: dict[str, tuple[faust.EventT, Any]] = field(default_factory=dict)  # key -> (event, state or None)
 
 
 class Handler:
-    """Shared plumbing of the agents: decode or dead-letter, encode and send."""
+    """Shared plumbing of the agents: decode or dead-letter, send, write tables."""
 
     def __init__(self, wiring: Wiring) -> None:
         self.w = wiring
         self.codec = wiring.kafka.codec
 
-    async def emit(self, outputs: list[tuple[faust.TopicT, str, str, dict[str, Any]]]) -> None:
-        """Send (topic, key, record name, value) outputs and wait until the broker has them all."""
+    async def emit(self, outputs: list[Output]) -> None:
+        """Send outputs and wait until the broker has them all."""
         pending = []
         for topic, key, record, value in outputs:
             encoded = self.codec.encode(record, value, topic=topic.get_topic_name())
@@ -54,32 +73,16 @@ class Handler:
         for delivery in pending:
             await delivery
 
-    async def dead_letter(self, event: faust.EventT, reason: str, error_type: str) -> None:
+    def dead_output(self, event: faust.EventT, reason: str, error_type: str) -> Output:
         message = event.message
         logger.warning("dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
         record = dead_letter(
             source_topic=message.topic, partition=message.partition, offset=message.offset,
             key=message.key, payload=message.value, reason=reason, error_type=error_type, service=SERVICE,
         )
-        await self.w.deadletter.send(
-            key=message.key, value=self.codec.encode("DeadLetter", record, topic=self.w.deadletter.get_topic_name()),
-            force=True,
-        )
+        return self.w.deadletter, (message.key or b"").decode("utf-8", "replace"), "DeadLetter", record
 
-    async def process(self, stream: faust.StreamT, handle: Callable[[faust.EventT, Decoded], Awaitable[None]]) -> None:
-        """The agent loop: decode (or dead-letter) each event and hand it to ``handle``; a failure
-        while handling one event dead-letters that event instead of stopping every other one."""
-        async for event in stream.events():
-            decoded = await self.decode(event)
-            if decoded is None:
-                continue
-            try:
-                await handle(event, decoded)
-            except Exception as exc:
-                logger.exception("handling %s failed", decoded.name)
-                await self.dead_letter(event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR)
-
-    async def decode(self, event: faust.EventT) -> Decoded | None:
+    def decode(self, event: faust.EventT, batch: Batch) -> Decoded | None:
         """The event's value, if it is a record its topic carries (per the topic registry)."""
         topic = event.message.topic
         try:
@@ -87,8 +90,42 @@ class Handler:
             return self.codec.decode_as(event.message.value, *records, topic=topic)
         except CodecError as exc:
             error_type = WRONG_RECORD if str(exc).startswith("expected ") else UNDECODABLE
-            await self.dead_letter(event, str(exc), error_type)
+            batch.dead.append((event, str(exc), error_type))
             return None
+
+    async def process(self, stream: faust.StreamT, table: faust.TableT,
+                      handle: Callable[[faust.EventT, Decoded, Batch], None]) -> None:
+        """The agent loop. ``handle`` folds one event into the batch; a failure while handling one
+        event dead-letters that event instead of stopping every other one."""
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+            logger.debug("%s: batch of %d events", table.name, len(events))
+            batch = Batch()
+            for event in events:
+                decoded = self.decode(event, batch)
+                if decoded is None:
+                    continue
+                try:
+                    handle(event, decoded, batch)
+                except Exception as exc:
+                    logger.exception("handling %s failed", decoded.name)
+                    batch.dead.append((event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR))
+            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead])
+            for key, (event, state) in batch.writes.items():
+                write_table(table, event, key, None if state is None else state.to_dict())
+
+
+def write_table(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
+    """Write (or delete, for None) a table value attributed to ``event``: Faust stores it and its
+    changelog record in the partition of the event that is current, and after a batch that is
+    not necessarily the one this key came from."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    finally:
+        _current_event.reset(token)
 
 
 def define_agents(app: faust.App, wiring: Wiring) -> None:
@@ -108,25 +145,22 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     @app.agent(channel_of(wiring.orders_placed, wiring.lock_results, wiring.orders_events, wiring.order_timers),
                name="order_desk")
     async def order_desk(stream: faust.StreamT) -> None:
-        await h.process(stream, handle_order)
+        await h.process(stream, orders_table, handle_order)
 
-    async def handle_order(event: faust.EventT, decoded: Decoded) -> None:
+    def handle_order(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         order_id = decoded.value["order_id"]
-        raw = orders_table.get(order_id)
-        record = desk.OrderRecord.from_dict(raw) if raw else None
-        step = desk_steps[decoded.name](record, decoded.value, catalog, now_ms())
-        await h.emit(
-            [(wiring.lock_requests, r["sku"], "LineLockRequest", r) for r in step.requests]
-            + [(wiring.decisions, d["order_id"], "OrderDecision", d) for d in step.decisions]
-        )
-        if step.problem:
-            await h.dead_letter(event, step.problem, INVALID_EVENT)
-        if not step.changed:
-            return
-        if step.record is None:
-            orders_table.pop(order_id, None)
+        if order_id in batch.writes:
+            record = batch.writes[order_id][1]
         else:
-            orders_table[order_id] = step.record.to_dict()
+            raw = orders_table.get(order_id)
+            record = desk.OrderRecord.from_dict(raw) if raw else None
+        step = desk_steps[decoded.name](record, decoded.value, catalog, now_ms())
+        batch.outputs += [(wiring.lock_requests, r["sku"], "LineLockRequest", r) for r in step.requests]
+        batch.outputs += [(wiring.decisions, d["order_id"], "OrderDecision", d) for d in step.decisions]
+        if step.problem:
+            batch.dead.append((event, step.problem, INVALID_EVENT))
+        if step.changed:
+            batch.writes[order_id] = (event, step.record)
 
     @app.timer(interval=catalog.rules.sweep_interval_s, name="sweep_orders")
     async def sweep_orders() -> None:
@@ -146,30 +180,30 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     # -- the stock keeper: SKU-keyed, owns the stock table -------------------------------------
     @app.agent(channel_of(wiring.lock_requests, wiring.inventory_commands), name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
-        await h.process(stream, update_stock)
+        await h.process(stream, stock_table, update_stock)
 
-    async def update_stock(event: faust.EventT, decoded: Decoded) -> None:
+    def update_stock(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         value, sku, now = decoded.value, decoded.value["sku"], now_ms()
-        raw = stock_table.get(sku)
-        state = SkuState.from_dict(raw) if raw else None
-        outputs: list[tuple[faust.TopicT, str, str, dict[str, Any]]] = []
+        if sku in batch.writes:
+            state = batch.writes[sku][1]
+        else:
+            raw = stock_table.get(sku)
+            state = SkuState.from_dict(raw) if raw else None
         if decoded.name == "LineLockRequest":
             state, result, alerts = apply_line_request(state, value, catalog, now)
             if result is not None:
-                outputs.append((wiring.lock_results, result["order_id"], "LineLockResult", result))
+                batch.outputs.append((wiring.lock_results, result["order_id"], "LineLockResult", result))
         else:
             try:
                 state, applied, alerts = apply_command(state, value, catalog, now)
             except CommandError as exc:
-                await h.dead_letter(event, str(exc), INVALID_COMMAND)
+                batch.dead.append((event, str(exc), INVALID_COMMAND))
                 return
             if not applied:
                 return
         if state is None:
-            await h.emit(outputs)
             return
-        outputs += [(wiring.alerts, a["sku"], "InventoryAlert", a) for a in alerts]
-        outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
-                    for u in channel_stock_updates(state, catalog, now)]
-        await h.emit(outputs)
-        stock_table[sku] = state.to_dict()  # after the outputs are in Kafka; see the module docstring
+        batch.outputs += [(wiring.alerts, a["sku"], "InventoryAlert", a) for a in alerts]
+        batch.outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
+                          for u in channel_stock_updates(state, catalog, now)]
+        batch.writes[sku] = (event, state)

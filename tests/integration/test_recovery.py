@@ -82,9 +82,9 @@ def test_worker_killed_after_batched_writes_recovers_every_table_value_exactly(b
     assert 0 < sum(v["locked"] for v in expected.values()) < STOCK_PER_SKU * len(SKUS)  # both outcomes seen
     assert settled_snapshot(worker, expected) == expected
 
-    changelog = f"{kafka.settings.app_id}-stock-changelog"
     consumer = kafka.consumer()
-    partitions = [TopicPartition(changelog, p) for p in range(kafka.settings.partitions)]
+    partitions = [TopicPartition(f"{kafka.settings.app_id}-{table}-changelog", p)
+                  for table in ("stock", "orders") for p in range(kafka.settings.partitions)]
     true_ends = kafka.end_offsets(consumer, partitions)
     if kafka.profile.embedded:
         reported = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
