@@ -159,13 +159,17 @@ def reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]
     for name, stock in state.regions.items():
         share = sales.get(name, 0) / sold
         if stock.baseline_share <= 0 or share < rules.realloc_factor * stock.baseline_share:
-            stock.hot = False
+            # Cool down only well below the trigger, so a share wobbling around it moves once.
+            if share < (1 + rules.realloc_factor) / 2 * stock.baseline_share:
+                stock.hot = False
             continue
         if stock.hot:
             continue
         stock.hot = True
         free_total = sum(max(0, r.free) for r in state.regions.values())
         target = math.floor(min(share, rules.realloc_boost * stock.baseline_share, 1.0) * free_total)
+        if target - stock.free < rules.realloc_min_units:
+            continue  # already holds about its boosted share: nothing worth announcing
         moved = _take_free_from_others(state, name, target - stock.free)
         if moved:
             detail = ",".join(f"{r}:{n}" for r, n in sorted(moved.items()))
