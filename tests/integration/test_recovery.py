@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from lockstock.client import LockstockClient as Client
+from lockstock.watch import TopicWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +120,83 @@ def test_worker_killed_after_batched_writes_recovers_every_table_value_exactly(b
     assert settled_snapshot(fresh, final) == final
     for sku in SKUS:
         assert final[sku]["locked"] <= STOCK_PER_SKU
+
+
+def test_worker_killed_mid_burst_of_multi_line_orders_loses_and_double_locks_nothing(kafka, workers):
+    """SIGKILL while multi-line orders over every region are in flight, keep producing while the
+    worker is down, restart it on the same state: every order gets one consistent final decision,
+    no SKU or region holds more than it has, and the worker holds exactly what the decisions say."""
+    skus = [f"ML-{i}" for i in range(6)]
+    regions = {"US": 20, "EU": 16, "SEA": 12}  # + 12 flex (20 % of 60)
+    client = Client(kafka)
+    for sku in skus:
+        client.set_stock(sku, 60, regions, flex_pct=20)
+    client.flush()
+    worker = workers.start()
+    worker.wait_ready()
+    watcher = TopicWatcher(kafka, [kafka.topics.orders_decisions]).start_and_wait()
+    rng = random.Random(11)
+    channels = ["tiktok-us", "amazon-us", "shopify", "tiktok-eu", "amazon-eu", "shopee-my", "shopee-th"]
+    orders: dict[str, list[tuple[str, int]]] = {}
+    killed_at_decided = None
+    try:
+        for n in range(900):
+            order_id = f"ml-{n}"
+            lines = [(sku, rng.randint(1, 2)) for sku in rng.sample(skus, rng.choice([2, 2, 3]))]
+            orders[order_id] = lines
+            client.place_order(order_id, lines, channel=rng.choice(channels), buyer=f"b{n}")
+            if rng.random() < 0.05:
+                client.place_order(order_id, lines, channel="tiktok-us", buyer=f"b{n}")  # redelivery
+            if n % 50 == 49:
+                client.flush()
+                time.sleep(0.05)
+            if n == 350:
+                client.flush()
+                watcher.wait_for(lambda: len({v["order_id"] for _, v, _ in watcher.snapshot()}) >= 150, 60, "decisions")
+                killed_at_decided = len({v["order_id"] for _, v, _ in watcher.snapshot()})
+                worker.kill()
+        client.flush()
+        restarted = workers.start()
+        restarted.wait_ready()
+        assert watcher.wait_for(
+            lambda: set(orders) <= {v["order_id"] for _, v, _ in watcher.snapshot()}, 180, "every order decided"
+        ), f"undecided: {len(set(orders) - {v['order_id'] for _, v, _ in watcher.snapshot()})}"
+    finally:
+        watcher.stop()
+    assert killed_at_decided is not None and killed_at_decided < len(orders)  # the kill was mid-burst
+
+    by_order: dict[str, list[dict]] = {}
+    for _, value, _ in watcher.snapshot():
+        by_order.setdefault(value["order_id"], []).append(value)
+    held: Counter = Counter()
+    holders: Counter = Counter()
+    for order_id, decisions in by_order.items():
+        statuses = {d["status"] for d in decisions}
+        assert len(statuses) == 1, (order_id, decisions)  # redeliveries and replays repeat, never flip
+        final = decisions[-1]
+        if final["status"] == "LOCKED":
+            assert all(line["region"] for line in final["lines"]), final  # every line locked
+            for line in final["lines"]:
+                held[line["sku"]] += line["qty"]
+                holders[line["sku"]] += 1
+    reasons = Counter(f"{d[-1]['status']}:{d[-1]['reason']}" for d in by_order.values())
+    assert sum(holders.values()) > 0 and any(d[-1]["status"] == "REJECTED" for d in by_order.values()), reasons
+
+    def worker_agrees() -> bool:
+        status, body = restarted.get_json("/stock/", timeout=10)
+        rows = {row["sku"]: row for row in body.get("skus", [])} if status == 200 else {}
+        return all(sku in rows and rows[sku]["locked"] == held[sku] and rows[sku]["open_reservations"] == holders[sku]
+                   for sku in skus)
+
+    deadline = time.monotonic() + 30
+    while not worker_agrees() and time.monotonic() < deadline:
+        time.sleep(0.2)  # compensating releases of rejected multi-line orders may still be landing
+    status, body = restarted.get_json("/stock/", timeout=10)
+    rows = {row["sku"]: row for row in body["skus"]}
+    for sku in skus:
+        row = rows[sku]
+        assert (row["locked"], row["open_reservations"]) == (held[sku], holders[sku]), (sku, row)  # no double lock
+        assert row["locked"] <= row["total"] == 60  # no oversell per SKU
+        for region, stock in row["regions"].items():
+            assert stock["locked"] + stock["paid"] + stock["shipped"] <= stock["allocation"], (sku, region, stock)
+        assert row["total"] == row["flex"] + sum(r["allocation"] for r in row["regions"].values())  # conserved
