@@ -28,6 +28,7 @@ def worker(settings: Settings, web_port: str | None, loglevel: str) -> None:
     """
     if web_port is not None:
         settings = settings.with_(web_port=parse_port(web_port, "--web-port"))
+    catalog = settings.catalog()  # a bad channels file is a one-line error before anything starts
     started = time.monotonic()
     with kafka_for(settings) as kafka:
         kafka.create_topics()
@@ -43,7 +44,8 @@ def worker(settings: Settings, web_port: str | None, loglevel: str) -> None:
 
         click.echo(
             f"lockstock worker: broker {kafka.bootstrap} ({kafka.profile.name} profile), "
-            f"web http://{settings.web_host}:{settings.web_port}/ready/, data {settings.data_dir}"
+            f"web http://{settings.web_host}:{settings.web_port}/ready/, data {settings.data_dir}, "
+            f"catalog {catalog.source} ({len(catalog.regions)} regions, {len(catalog.channels)} channels)"
         )
         try:
             Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

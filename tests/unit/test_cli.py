@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from lockstock.cli import cli, main  # noqa: F401
-from lockstock.cli import broker, demo, topics, worker  # noqa: F401  (register commands)
+from lockstock.cli import broker, demo, stock, topics, worker  # noqa: F401  (register commands)
+from lockstock.cli.stock import parse_eta, parse_pairs
+from lockstock.errors import SettingsError
 
 
 @pytest.mark.parametrize("command, expected", [
@@ -19,6 +21,13 @@ from lockstock.cli import broker, demo, topics, worker  # noqa: F401  (register 
     (["topics", "list", "--help"], "--json"),
     (["worker", "--help"], "--web-port"),
     (["demo", "--help"], "--json"),
+    (["stock", "set", "--help"], "--proportional"),
+    (["stock", "show", "--help"], "--worker-url"),
+    (["stock", "restock", "--help"], "--transit-id"),
+    (["stock", "transfer", "--help"], "--from"),
+    (["stock", "adjust", "--help"], "--reason"),
+    (["stock", "limit", "--help"], "--per-buyer"),
+    (["channel", "pause", "--help"], "--sku"),
 ])
 def test_help_texts(command, expected):
     result = CliRunner().invoke(cli, command)
@@ -48,7 +57,25 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     (["topics", "create"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
     (["worker"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
     (["topics", "list"], {"LOCKSTOCK_PARTITIONS": "0"}, "partitions must be >= 1"),
-    (["demo", "--orders", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--orders must be >= 1"),
+    (["demo", "--orders", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--orders must be >= 100"),
+    (["demo", "--seconds", "5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--seconds must be >= 10"),
+    (["stock", "set", "SKU-1", "--total", "3000", "--regions", "US=1200,EU=1000,SEA=800", "--flex-pct", "20"],
+     {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "= 3600, more than the 3000 units that exist"),
+    (["stock", "set", "SKU-1", "--total", "-5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--total must be >= 0"),
+    (["stock", "set", "SKU-1", "--total", "10", "--regions", "MARS=5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     "unknown region(s) MARS"),
+    (["stock", "set", "SKU-1", "--total", "10", "--flex-pct", "120"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     "--flex-pct must be 0-100"),
+    (["stock", "set", "SKU-1", "--total", "3000"], {}, "KAFKA_BOOTSTRAP_SERVERS is not set"),
+    (["stock", "transfer", "SKU-1", "--qty", "0", "--from", "US", "--to", "EU"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     "--qty must be >= 1"),
+    (["stock", "limit", "SKU-1"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "exactly one of --per-buyer N or --clear"),
+    (["stock", "restock", "SKU-1", "--qty", "5", "--eta", "soonish"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+     "neither ISO 8601"),
+    (["channel", "pause", "nope-xx", "--sku", "A"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "unknown channel 'nope-xx'"),
+    (["stock", "show", "SKU-1", "--worker-url", "http://127.0.0.1:1"], {}, "no lockstock worker answers"),
+    (["worker"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "LOCKSTOCK_CHANNELS_FILE": "/nonexistent.yaml"},
+     "cannot read channels file /nonexistent.yaml"),
 ])
 def test_bad_settings_give_one_line_and_a_non_zero_exit(args, env, message):
     result = run(*args, env=env)
@@ -56,3 +83,15 @@ def test_bad_settings_give_one_line_and_a_non_zero_exit(args, env, message):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_parse_pairs_and_eta():
+    assert parse_pairs("US=1200, EU=1000,SEA=800", "--regions") == {"US": 1200, "EU": 1000, "SEA": 800}
+    assert parse_pairs("", "--regions") == {}
+    for bad, message in (("US", "is not NAME=UNITS"), ("US=1,US=2", "given twice"), ("US=-3", "must be >= 0")):
+        with pytest.raises(SettingsError, match=message):
+            parse_pairs(bad, "--regions")
+    assert parse_eta("2026-11-26T08:00") == 1795680000000
+    assert parse_eta("2026-11-26T08:00+08:00") == 1795680000000 - 8 * 3600 * 1000
+    import time
+    assert abs(parse_eta("36h") - (time.time() + 36 * 3600) * 1000) < 5000
