@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import json
 import struct
+from pathlib import Path
 
 import avro.io
 import avro.schema
+import fastavro
 import pytest
 
 from lockstock.codec import RegistryCodec, SchemaSet, SingleObjectCodec, _strip_logical_types
@@ -34,9 +36,11 @@ EXAMPLES = {
         "command_id": "c-1", "sku": "BRZ-FAN-01", "type": "SET_STOCK", "issued_at": T, "total": 3000,
         "regions": {"US": 1200, "EU": 1000, "SEA": 800}, "flex_pct": 20.0, "region": None, "to_region": None,
         "quantity": None, "eta": None, "warehouse": None, "channel": None, "buyer_limit": None, "reason": None, "issued_by": "ops",
+        "warehouses": {"LA": 700, "NJ": 500}, "transit_id": None, "proportional": True,
     },
+    "OrderTimer": {"order_id": "o-1", "kind": "EXPIRE", "due_at": T},
     "LineLockRequest": {"order_id": "o-1", "sku": "A", "qty": 1, "action": "LOCK", "channel": "tiktok-us", "buyer_id": "b",
-                        "region": "US", "sku_count": 2, "placed_at": T, "reason": None},
+                        "region": "US", "sku_count": 2, "placed_at": T, "reason": None, "warehouse": None},
     "LineLockResult": {"order_id": "o-1", "sku": "A", "qty": 1, "status": "LOCKED", "reason": None, "region": "US",
                        "sku_count": 2, "channel": "tiktok-us", "placed_at": T, "decided_at": T + 3},
     "InventoryAlert": {"alert_id": "a-1", "sku": "A", "type": "FLEX_TRANSFER", "message": "moved 200 units to US",
@@ -170,3 +174,25 @@ def test_new_optional_fields_stay_backward_compatible():
         for field in data.get("fields", []):
             if isinstance(field["type"], list) and "null" in field["type"]:
                 assert field.get("default", "missing") is None, f"{full}.{field['name']} needs default null"
+
+
+BASELINE = SchemaSet(Path(__file__).parent / "schema_baseline")  # the schemas as first published
+
+
+@pytest.mark.parametrize("record", sorted(n.rsplit(".", 1)[-1] for n in BASELINE.records))
+def test_schemas_stay_backward_compatible_with_the_first_published_version(record):
+    """Data written with the first published schema is read by the current one (new fields have
+    defaults, enums only gain symbols): the topics' consumers can upgrade before producers."""
+    full = f"io.lockstock.{record}"
+    assert full in SCHEMAS.records, f"{record} was removed"
+    old_fields = {f["name"] for f in BASELINE.expanded[full]["fields"]}
+    example = {k: v for k, v in EXAMPLES[record].items() if k in old_fields}
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, BASELINE.expanded[full], example)
+    buffer.seek(0)
+    read = fastavro.schemaless_reader(buffer, BASELINE.expanded[full], SCHEMAS.expanded[full])
+    for name, value in example.items():
+        assert read[name] == value or (isinstance(value, int) and name.endswith("_at")), name
+    for field in SCHEMAS.expanded[full]["fields"]:
+        if field["name"] not in old_fields:
+            assert "default" in field, f"{record}.{field['name']} is new and has no default"
