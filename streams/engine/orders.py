@@ -177,6 +177,7 @@ def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: 
         later = on_order_event(record, event, catalog, now)
         step.requests += later.requests
         step.decisions += later.decisions
+        step.problem = "; ".join(p for p in (step.problem, later.problem) if p) or None
     return step
 
 

@@ -37,9 +37,10 @@ def _replay(state: SkuState, order_id: str) -> LineOutcome | None:
     if held is not None:
         return LineOutcome(LOCKED, region=held.region, replayed=True)
     if order_id in state.history:
-        status, _, reason = state.history[order_id].partition(":")
-        # A shipped order was locked: its lock request's answer stays LOCKED.
-        return LineOutcome(LOCKED if status == SHIPPED else status, reason or None, replayed=True)
+        status, _, detail = state.history[order_id].partition(":")
+        if status == SHIPPED:  # a shipped order was locked: its lock request's answer stays LOCKED
+            return LineOutcome(LOCKED, region=detail.split(":")[0] or None, replayed=True)
+        return LineOutcome(status, detail or None, replayed=True)
     return None
 
 
@@ -136,7 +137,7 @@ def ship_order_line(state: SkuState | None, order_id: str, warehouse: str | None
     for name, units in picks:
         state.warehouses[name] -= units
     state.ship_shortfall += held.qty - sum(units for _, units in picks)
-    remember(state, order_id, f"{SHIPPED}:{'+'.join(name for name, _ in picks) or 'none'}")
+    remember(state, order_id, f"{SHIPPED}:{held.region}:{'+'.join(name for name, _ in picks) or 'none'}")
     return state, LineOutcome(SHIPPED, region=held.region), picks
 
 

@@ -1,77 +1,335 @@
-"""Order-level rules: validation, per-SKU split, all-or-nothing folding with compensation."""
+"""The order desk: validation, all-or-nothing decisions with compensation, lifecycle and timers."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
+import pytest
+
+from lockstock.catalog import load_catalog
 from streams.engine.orders import (
-    COMPENSATION, EMPTY_ORDER, INVALID_QUANTITY, INVALID_SKU, PendingOrder, collect_line_outcome,
-    rejection, units_per_sku, validate_order,
+    CANCELLED, COMPENSATION, EMPTY_ORDER, EXPIRE, FORGET, INVALID_QUANTITY, INVALID_SKU, PAID, PAYMENT_TIMEOUT,
+    PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, OrderRecord, due_timer, on_line_result, on_order_event,
+    on_order_placed, on_timer, units_per_sku, validate_order,
 )
+from streams.engine.stock import LOCKED, OUT_OF_STOCK, REJECTED, RELEASED, SHIPPED
+
+CATALOG = load_catalog()
+T0 = 50_000_000
+TTL_MS = 900_000  # tiktok-us
+RETENTION_MS = CATALOG.rules.order_retention_s * 1000
 
 
-def order(*lines):
-    return {"order_id": "o1", "channel": "tiktok-us", "buyer_id": "b", "ship_to_region": "US", "placed_at": 10,
-            "lines": [{"sku": s, "qty": q} for s, q in lines]}
+def order(*lines, order_id="o1", channel="tiktok-us", buyer="b1", ship_to=None, placed_at=T0) -> dict:
+    return {"order_id": order_id, "channel": channel, "buyer_id": buyer, "ship_to_region": ship_to,
+            "placed_at": placed_at, "lines": [{"sku": s, "qty": q} for s, q in lines]}
 
 
-def result(sku, status, qty=1, reason=None, sku_count=2):
-    return {"order_id": "o1", "sku": sku, "qty": qty, "status": status, "reason": reason,
-            "region": "US" if status == "LOCKED" else None, "sku_count": sku_count, "channel": "tiktok-us", "placed_at": 10}
+def answer(request: dict, status=LOCKED, reason=None, region="US") -> dict:
+    """The LineLockResult the stock side sends for a LOCK request."""
+    return {"order_id": request["order_id"], "sku": request["sku"], "qty": request["qty"], "status": status,
+            "reason": reason, "region": region if status == LOCKED else None, "sku_count": request["sku_count"],
+            "channel": request["channel"], "placed_at": request["placed_at"], "decided_at": T0 + 1}
 
 
-def test_validation_reasons():
-    assert validate_order(order()) == EMPTY_ORDER
-    assert validate_order(order(("A", 0))) == INVALID_QUANTITY
-    assert validate_order(order(("A", -2))) == INVALID_QUANTITY
-    assert validate_order(order((" ", 1))) == INVALID_SKU
-    assert validate_order(order(("A", 1), ("B", 2))) is None
+def event(kind, event_id="e1", order_id="o1", **extra) -> dict:
+    return {"order_id": order_id, "type": kind, "event_id": event_id, "occurred_at": T0, **extra}
+
+
+def actions(step):
+    return sorted((r["sku"], r["action"], r["reason"]) for r in step.requests)
+
+
+def placed(*lines, **kw):
+    step = on_order_placed(None, order(*lines, **kw), CATALOG, T0)
+    return step.record, {r["sku"]: r for r in step.requests}
+
+
+def locked_order(*lines, at=T0 + 10, **kw) -> OrderRecord:
+    record, requests = placed(*(lines or (("A", 1), ("B", 2))), **kw)
+    step = None
+    for request in requests.values():
+        step = on_line_result(record, answer(request), CATALOG, at)
+        record = step.record
+    assert record.status == LOCKED
+    return record
+
+
+# -- validation -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("the_order", "reason"), [
+    (order(), EMPTY_ORDER),
+    ({**order(), "lines": None}, EMPTY_ORDER),
+    (order(("A", 0)), INVALID_QUANTITY),
+    (order(("A", 1), ("B", -2)), INVALID_QUANTITY),
+    (order((" ", 1)), INVALID_SKU),
+    (order(("", 1)), INVALID_SKU),
+    (order(("A", 1), channel="myspace"), UNKNOWN_CHANNEL),
+    (order(("A", 1), ship_to="MARS"), UNKNOWN_REGION),
+    (order(("A", 1), ("B", 2), ship_to="EU"), None),
+    (order(("A", 1), ship_to=""), None),  # empty ship-to: the channel's region
+])
+def test_validation_reasons(the_order, reason):
+    assert validate_order(the_order, CATALOG) == reason
+
+
+def test_invalid_order_is_rejected_at_once():
+    step = on_order_placed(None, order(("A", 1), ("B", 0)), CATALOG, T0)
+    assert step.requests == [] and step.changed and step.problem is None
+    assert step.record.status == REJECTED and step.record.reason == INVALID_QUANTITY
+    assert step.decisions == [step.record.decision]
+    decision = step.decisions[0]
+    assert (decision["status"], decision["reason"], decision["order_id"]) == (REJECTED, INVALID_QUANTITY, "o1")
+    assert decision["lines"] == [{"sku": "A", "qty": 1, "region": None}, {"sku": "B", "qty": 0, "region": None}]
 
 
 def test_lines_of_one_sku_lock_together():
     assert units_per_sku(order(("A", 1), ("B", 2), ("A", 3))) == {"A": 4, "B": 2}
+    record, requests = placed(("A", 1), ("B", 2), ("A", 3))
+    assert record.sku_count == 2 and {s: r["qty"] for s, r in requests.items()} == {"A": 4, "B": 2}
 
 
-def test_decides_only_when_every_sku_answered():
-    pending, verdict = collect_line_outcome(None, result("A", "LOCKED"), now_ms=20)
-    assert verdict.decision is None
-    pending, verdict = collect_line_outcome(pending, result("B", "LOCKED", qty=2), now_ms=21)
-    assert verdict.decision["status"] == "LOCKED" and verdict.release_skus == []
-    assert verdict.decision["lines"] == [{"sku": "A", "qty": 1, "region": "US"}, {"sku": "B", "qty": 2, "region": "US"}]
-    assert verdict.decision["decided_at"] == 21 and verdict.decision["placed_at"] == 10
+# -- placing and deciding ----------------------------------------------------------------------------------
+
+def test_order_placed_asks_every_sku_to_lock():
+    step = on_order_placed(None, order(("A", 1), ("B", 2), ship_to="EU", channel="shopify", buyer="bob"), CATALOG, T0)
+    assert step.decisions == [] and step.record.status == PENDING
+    assert sorted(r["sku"] for r in step.requests) == ["A", "B"]
+    for request in step.requests:
+        assert request["action"] == "LOCK" and request["order_id"] == "o1"
+        assert (request["region"], request["channel"], request["buyer_id"]) == ("EU", "shopify", "bob")
+        assert request["sku_count"] == 2 and request["placed_at"] == T0
+    _, requests = placed(("A", 1), channel="shopee-th")
+    assert requests["A"]["region"] == "SEA"  # no ship-to: the channel's region
 
 
-def test_one_rejected_line_rejects_the_order_and_releases_the_others():
-    pending, _ = collect_line_outcome(None, result("A", "LOCKED"), now_ms=20)
-    pending, verdict = collect_line_outcome(pending, result("B", "REJECTED", reason="OUT_OF_STOCK"), now_ms=21)
-    assert verdict.decision["status"] == "REJECTED" and verdict.decision["reason"] == "OUT_OF_STOCK"
-    assert verdict.release_skus == ["A"]
-    assert all(line["region"] is None for line in verdict.decision["lines"])
+def test_all_lines_locked_is_a_lock_with_a_payment_deadline():
+    record, requests = placed(("A", 1), ("B", 2))
+    step = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 5)
+    assert step.decisions == [] and step.record.status == PENDING and step.changed
+    step = on_line_result(step.record, answer(requests["B"], region="EU"), CATALOG, T0 + 7)
+    assert step.requests == [] and step.record.status == LOCKED
+    assert step.record.expires_at == T0 + 7 + TTL_MS
+    assert step.decisions == [{
+        "order_id": "o1", "status": LOCKED, "reason": None, "decided_at": T0 + 7, "channel": "tiktok-us",
+        "placed_at": T0, "lines": [{"sku": "A", "qty": 1, "region": "US"}, {"sku": "B", "qty": 2, "region": "EU"}],
+    }]
 
 
-def test_after_the_decision_everything_is_a_replay():
-    pending, _ = collect_line_outcome(None, result("A", "LOCKED"), now_ms=20)
-    pending, first = collect_line_outcome(pending, result("B", "REJECTED", reason="OUT_OF_STOCK"), now_ms=21)
-    # the compensation's echo is absorbed silently
-    pending, echo = collect_line_outcome(pending, result("A", "RELEASED", reason=COMPENSATION), now_ms=22)
-    assert echo.decision is None and echo.release_skus == [] and echo.replayed
-    # a redelivered LOCKED result of a rejected order is released again (idempotent downstream)
-    pending, again = collect_line_outcome(pending, result("A", "LOCKED"), now_ms=23)
-    assert again.decision == first.decision and again.release_skus == ["A"]
-    assert PendingOrder.from_dict(pending.to_dict()) == pending
+def test_one_rejected_line_rejects_the_order_and_releases_the_rest():
+    record, requests = placed(("A", 1), ("B", 2), ("C", 3))
+    record = on_line_result(record, answer(requests["A"]), CATALOG, T0).record
+    record = on_line_result(record, answer(requests["B"], REJECTED, OUT_OF_STOCK), CATALOG, T0).record
+    step = on_line_result(record, answer(requests["C"]), CATALOG, T0 + 3)
+    assert step.record.status == REJECTED and step.record.reason == OUT_OF_STOCK
+    assert actions(step) == [("A", "RELEASE", COMPENSATION), ("C", "RELEASE", COMPENSATION)]
+    assert [(d["status"], d["reason"]) for d in step.decisions] == [(REJECTED, OUT_OF_STOCK)]
+    assert all(line["region"] is None for line in step.decisions[0]["lines"])
+    assert step.record.expires_at is None and step.record.finished_at == T0 + 3
 
 
-def test_rejection_before_locking():
-    decision = rejection(order(("A", 0)), INVALID_QUANTITY, now_ms=5)
-    assert decision["status"] == "REJECTED" and decision["reason"] == INVALID_QUANTITY
-    assert decision["lines"] == [{"sku": "A", "qty": 0, "region": None}]
+def test_duplicate_order_placed_repeats_the_decision():
+    record = locked_order()
+    decision = record.decision
+    step = on_order_placed(copy.deepcopy(record), order(("A", 1), ("B", 2)), CATALOG, T0 + 99)
+    assert step.decisions == [decision] and step.requests == [] and not step.changed
+    rejected = on_order_placed(None, order(), CATALOG, T0).record
+    step = on_order_placed(rejected, order(), CATALOG, T0 + 5)
+    assert step.decisions == [rejected.decision] and not step.changed
 
 
-def test_one_lock_request_per_sku_and_compensation_for_locked_lines():
-    from streams.engine.orders import compensation_requests, lock_requests
+def test_duplicate_order_placed_while_undecided_reasks_missing_skus():
+    record, requests = placed(("A", 1), ("B", 2))
+    step = on_order_placed(record, order(("A", 1), ("B", 2)), CATALOG, T0 + 1)
+    assert actions(step) == [("A", "LOCK", None), ("B", "LOCK", None)] and step.decisions == []
+    record = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 2).record
+    step = on_order_placed(record, order(("A", 1), ("B", 2)), CATALOG, T0 + 3)
+    assert actions(step) == [("B", "LOCK", None)] and step.decisions == []
 
-    requests = lock_requests(order(("A", 1), ("B", 2), ("A", 3)))
-    assert [(r["sku"], r["qty"], r["action"], r["sku_count"], r["region"]) for r in requests] == [
-        ("A", 4, "LOCK", 2, "US"), ("B", 2, "LOCK", 2, "US")]
-    pending, _ = collect_line_outcome(None, result("A", "LOCKED", qty=4), now_ms=20)
-    pending, verdict = collect_line_outcome(pending, result("B", "REJECTED", reason="OUT_OF_STOCK"), now_ms=21)
-    [release] = compensation_requests(pending, verdict.release_skus)
-    assert (release["sku"], release["qty"], release["action"], release["reason"]) == ("A", 4, "RELEASE", COMPENSATION)
+
+def test_late_locked_after_a_rejection_is_released():
+    record, requests = placed(("A", 1), ("B", 2))
+    record = on_line_result(record, answer(requests["A"], REJECTED, OUT_OF_STOCK), CATALOG, T0).record
+    record = on_line_result(record, answer(requests["B"], REJECTED, OUT_OF_STOCK), CATALOG, T0).record
+    assert record.status == REJECTED
+    step = on_line_result(record, answer(requests["B"]), CATALOG, T0 + 1)  # e.g. a stale redelivery
+    assert actions(step) == [("B", "RELEASE", COMPENSATION)] and step.decisions == [] and not step.changed
+    step = on_line_result(record, answer(requests["A"], REJECTED, OUT_OF_STOCK), CATALOG, T0 + 1)
+    assert step.requests == [] and step.decisions == [] and not step.changed
+
+
+def test_late_answers_for_a_held_order_change_nothing():
+    record = locked_order(("A", 1))
+    request = {"order_id": "o1", "sku": "A", "qty": 1, "sku_count": 1, "channel": "tiktok-us", "placed_at": T0}
+    step = on_line_result(record, answer(request), CATALOG, T0 + 100)
+    assert step.requests == [] and step.decisions == [] and not step.changed and record.status == LOCKED
+
+
+def test_answer_overtaking_its_order_starts_the_record():
+    record, requests = placed(("A", 1), ("B", 2))
+    first = answer(requests["A"])
+    step = on_line_result(None, first, CATALOG, T0)
+    assert step.record.status == PENDING and step.record.skus == {"A": 1} and step.record.sku_count == 2
+    step = on_order_placed(step.record, order(("A", 1), ("B", 2)), CATALOG, T0 + 1)
+    assert actions(step) == [("B", "LOCK", None)] and step.record.buyer_id == "b1" and step.record.region == "US"
+    step = on_line_result(step.record, answer(requests["B"]), CATALOG, T0 + 2)
+    assert step.record.status == LOCKED and step.decisions[0]["status"] == LOCKED
+
+
+# -- lifecycle ------------------------------------------------------------------------------------------------
+
+def test_paid_commits_every_line():
+    record = locked_order()
+    step = on_order_event(record, event("PAID"), CATALOG, T0 + 20)
+    assert actions(step) == [("A", "COMMIT", None), ("B", "COMMIT", None)]
+    assert step.record.status == PAID and step.record.expires_at is None and step.decisions == []
+    again = on_order_event(step.record, event("PAID"), CATALOG, T0 + 21)  # same event redelivered
+    assert again.requests == [] and not again.changed
+    other = on_order_event(step.record, event("PAID", "e2"), CATALOG, T0 + 22)  # a second PAID: nothing new
+    assert other.requests == [] and other.problem is None and step.record.status == PAID
+
+
+def test_cancelled_releases_and_announces():
+    record = locked_order()
+    step = on_order_event(record, event("CANCELLED"), CATALOG, T0 + 20)
+    assert actions(step) == [("A", "RELEASE", CANCELLED), ("B", "RELEASE", CANCELLED)]
+    assert step.record.status == RELEASED and step.record.finished_at == T0 + 20
+    decision = step.decisions[0]
+    assert (decision["status"], decision["reason"]) == (RELEASED, CANCELLED)
+    assert [line["region"] for line in decision["lines"]] == ["US", "US"]
+    paid = on_order_event(locked_order(), event("PAID"), CATALOG, T0 + 20).record
+    step = on_order_event(paid, event("CANCELLED", "e2", reason="BUYER_CHANGED_MIND"), CATALOG, T0 + 30)
+    assert actions(step) == [("A", "RELEASE", "BUYER_CHANGED_MIND"), ("B", "RELEASE", "BUYER_CHANGED_MIND")]
+    assert step.record.reason == "BUYER_CHANGED_MIND"
+
+
+def test_shipped_ships_every_line_from_the_named_warehouse():
+    record = on_order_event(locked_order(), event("PAID"), CATALOG, T0 + 20).record
+    step = on_order_event(record, event("SHIPPED", "e2", warehouse="NJ"), CATALOG, T0 + 30)
+    assert actions(step) == [("A", "SHIP", None), ("B", "SHIP", None)]
+    assert {r["warehouse"] for r in step.requests} == {"NJ"}
+    assert step.record.status == SHIPPED and step.record.finished_at == T0 + 30 and step.decisions == []
+    step = on_order_event(locked_order(), event("SHIPPED"), CATALOG, T0 + 30)  # unpaid but shipped: still ships
+    assert actions(step) == [("A", "SHIP", None), ("B", "SHIP", None)] and step.requests[0]["warehouse"] is None
+
+
+def test_events_before_the_decision_are_held_then_applied():
+    record, requests = placed(("A", 1), ("B", 2))
+    step = on_order_event(record, event("PAID"), CATALOG, T0 + 1)
+    assert step.requests == [] and step.changed and step.problem is None
+    assert [e["type"] for e in step.record.early_events] == ["PAID"]
+    record = on_line_result(step.record, answer(requests["A"]), CATALOG, T0 + 2).record
+    step = on_line_result(record, answer(requests["B"]), CATALOG, T0 + 3)
+    assert step.record.status == PAID and step.record.early_events == []
+    assert actions(step) == [("A", "COMMIT", None), ("B", "COMMIT", None)]
+    assert [d["status"] for d in step.decisions] == [LOCKED]
+
+
+def test_cancel_before_the_decision_releases_after_it():
+    record, requests = placed(("A", 1))
+    record = on_order_event(record, event("CANCELLED"), CATALOG, T0 + 1).record
+    step = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 2)
+    assert [(d["status"], d["reason"]) for d in step.decisions] == [(LOCKED, None), (RELEASED, CANCELLED)]
+    assert actions(step) == [("A", "RELEASE", CANCELLED)] and step.record.status == RELEASED
+
+
+def test_early_cancel_of_a_rejected_order_releases_nothing_twice():
+    record, requests = placed(("A", 1), ("B", 1))
+    record = on_order_event(record, event("CANCELLED"), CATALOG, T0 + 1).record
+    record = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 2).record
+    step = on_line_result(record, answer(requests["B"], REJECTED, OUT_OF_STOCK), CATALOG, T0 + 3)
+    assert actions(step) == [("A", "RELEASE", COMPENSATION)]
+    assert [d["status"] for d in step.decisions] == [REJECTED] and step.record.reason == OUT_OF_STOCK
+
+
+def test_early_payment_of_a_rejected_order_is_a_problem():
+    record, requests = placed(("A", 1))
+    record = on_order_event(record, event("PAID"), CATALOG, T0 + 1).record
+    step = on_line_result(record, answer(requests["A"], REJECTED, OUT_OF_STOCK), CATALOG, T0 + 2)
+    assert step.record.status == REJECTED
+    assert step.problem is not None and "refund" in step.problem
+
+
+def test_impossible_events_are_problems():
+    step = on_order_event(None, event("PAID", order_id="ghost"), CATALOG, T0)
+    assert step.record is None and not step.changed and "unknown order 'ghost'" in step.problem
+    shipped = on_order_event(locked_order(), event("SHIPPED"), CATALOG, T0 + 20).record
+    step = on_order_event(shipped, event("CANCELLED", "e2"), CATALOG, T0 + 30)
+    assert "cancelled after it shipped" in step.problem and step.requests == [] and shipped.status == SHIPPED
+    rejected = on_order_placed(None, order(("A", 0)), CATALOG, T0).record
+    step = on_order_event(rejected, event("PAID"), CATALOG, T0 + 1)
+    assert "paid but holds no stock" in step.problem and "refund" in step.problem and step.requests == []
+    step = on_order_event(rejected, event("SHIPPED", "e2"), CATALOG, T0 + 1)
+    assert "shipped but holds no stock" in step.problem and step.requests == []
+    step = on_order_event(locked_order(), event("REFUNDED"), CATALOG, T0 + 1)
+    assert "REFUNDED is not one lockstock handles" in step.problem and not step.changed
+
+
+def test_cancel_of_a_finished_order_is_a_quiet_no_op():
+    rejected = on_order_placed(None, order(("A", 0)), CATALOG, T0).record
+    step = on_order_event(rejected, event("CANCELLED"), CATALOG, T0 + 1)
+    assert step.requests == [] and step.decisions == [] and step.problem is None and rejected.status == REJECTED
+
+
+# -- timers -----------------------------------------------------------------------------------------------------
+
+def test_unpaid_lock_expires_after_the_ttl_not_before():
+    record = locked_order(at=T0)
+    deadline = T0 + TTL_MS
+    assert due_timer(record, CATALOG, deadline - 1) is None
+    early = on_timer(record, {"kind": EXPIRE}, CATALOG, deadline - 1)
+    assert not early.changed and early.requests == [] and record.status == LOCKED
+    assert due_timer(record, CATALOG, deadline) == EXPIRE
+    step = on_timer(record, {"kind": EXPIRE}, CATALOG, deadline)
+    assert step.record.status == RELEASED and step.record.reason == PAYMENT_TIMEOUT
+    assert actions(step) == [("A", "RELEASE", PAYMENT_TIMEOUT), ("B", "RELEASE", PAYMENT_TIMEOUT)]
+    assert [(d["status"], d["reason"]) for d in step.decisions] == [(RELEASED, PAYMENT_TIMEOUT)]
+    again = on_timer(step.record, {"kind": EXPIRE}, CATALOG, deadline + 5)
+    assert not again.changed and again.requests == []
+
+
+def test_paid_order_never_expires():
+    record = on_order_event(locked_order(at=T0), event("PAID"), CATALOG, T0 + 1).record
+    late = T0 + TTL_MS * 10
+    assert due_timer(record, CATALOG, late) is None
+    step = on_timer(record, {"kind": EXPIRE}, CATALOG, late)
+    assert not step.changed and step.record.status == PAID and step.requests == []
+
+
+def test_ttl_follows_the_channel():
+    record = locked_order(at=T0, channel="shopify")
+    assert record.expires_at == T0 + 3_600_000
+
+
+def test_finished_orders_are_forgotten_after_retention():
+    record = on_order_event(locked_order(at=T0), event("CANCELLED"), CATALOG, T0 + 100).record
+    assert due_timer(record, CATALOG, T0 + 100 + RETENTION_MS - 1) is None
+    step = on_timer(record, {"kind": FORGET}, CATALOG, T0 + 100 + RETENTION_MS - 1)
+    assert step.record is record and not step.changed
+    assert due_timer(record, CATALOG, T0 + 100 + RETENTION_MS) == FORGET
+    step = on_timer(record, {"kind": FORGET}, CATALOG, T0 + 100 + RETENTION_MS)
+    assert step.record is None and step.changed
+
+
+def test_orders_holding_stock_are_never_forgotten():
+    for record in (locked_order(), on_order_event(locked_order(), event("PAID"), CATALOG, T0).record):
+        far = T0 + RETENTION_MS * 100
+        step = on_timer(record, {"kind": FORGET}, CATALOG, far)
+        assert step.record is record and not step.changed
+    short = dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, order_retention_s=1))
+    rejected = on_order_placed(None, order(), short, T0).record
+    assert due_timer(rejected, short, T0 + 999) is None and due_timer(rejected, short, T0 + 1000) == FORGET
+
+
+def test_timers_for_unknown_orders_are_no_ops():
+    step = on_timer(None, {"kind": EXPIRE}, CATALOG, T0)
+    assert step.record is None and not step.changed and step.problem is None
+
+
+def test_record_survives_its_dict_form():
+    record, _ = placed(("A", 1), ("B", 2))
+    record = on_order_event(record, event("PAID"), CATALOG, T0).record
+    data = copy.deepcopy(record.to_dict())
+    assert OrderRecord.from_dict(data) == record
+    assert OrderRecord.from_dict(data).to_dict() == record.to_dict()

@@ -1,0 +1,115 @@
+"""Per-channel sellable quantities (ChannelStock) derived from a SKU's state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lockstock.catalog import load_catalog
+from streams.engine.channels import channel_stock_updates, sellable_by_channel
+from streams.engine.commands import apply_command
+from streams.engine.state import SkuState
+from streams.engine.stock import lock_order_line, release_order_line
+
+CATALOG = load_catalog()
+QUIET = dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, limit_min_units=10**9,
+                                                               realloc_min_units=10**9))
+NOW = 7_000_000
+
+
+def stocked() -> SkuState:
+    state, _, _ = apply_command(None, {"command_id": "s", "sku": "A", "type": "SET_STOCK", "issued_at": NOW,
+                                       "total": 3000}, QUIET, NOW)
+    return state  # US 960, EU 800, SEA 640, flex 600
+
+
+def command(state, kind, command_id, **fields):
+    state, applied, _ = apply_command(state, {"command_id": command_id, "sku": "A", "type": kind, "issued_at": NOW,
+                                              **fields}, QUIET, NOW)
+    assert applied
+    return state
+
+
+def lock(state, order_id, qty, region="US", channel="tiktok-us"):
+    request = {"order_id": order_id, "sku": "A", "qty": qty, "action": "LOCK", "channel": channel,
+               "buyer_id": order_id, "region": region, "sku_count": 1, "placed_at": NOW, "reason": None,
+               "warehouse": None}
+    state, outcome, _ = lock_order_line(state, request, QUIET, NOW)
+    assert outcome.status == "LOCKED"
+    return state
+
+
+def by_channel(updates):
+    return {u["channel"]: u for u in updates}
+
+
+def test_sellable_is_region_free_plus_flex():
+    state = lock(stocked(), "o1", 60)
+    snapshot = sellable_by_channel(state, CATALOG)
+    assert set(snapshot) == set(CATALOG.channels)
+    assert snapshot["tiktok-us"] == [900 + 600, 900 + 600, False]
+    assert snapshot["shopify"] == [1500, 1500, False]
+    assert snapshot["amazon-eu"] == [1400, 1400, False]
+    assert snapshot["shopee-th"] == [1240, 1240, False]
+
+
+def test_first_publication_covers_every_channel():
+    state = stocked()
+    updates = channel_stock_updates(state, CATALOG, NOW)
+    assert len(updates) == 9
+    assert [u["seq"] for u in updates] == list(range(1, 10))
+    tiktok = by_channel(updates)["tiktok-us"]
+    assert tiktok == {"channel": "tiktok-us", "sku": "A", "sellable": 1560, "available": 1560, "updated_at": NOW,
+                      "seq": tiktok["seq"], "paused": False}
+    assert state.seq == 9 and state.published["tiktok-eu"] == [1400, 1400, False]
+
+
+def test_only_changed_channels_are_sent_and_seq_keeps_rising():
+    state = stocked()
+    channel_stock_updates(state, CATALOG, NOW)
+    assert channel_stock_updates(state, CATALOG, NOW + 1) == []  # nothing changed
+    state = lock(state, "o1", 5, region="EU", channel="tiktok-eu")
+    updates = channel_stock_updates(state, CATALOG, NOW + 2)
+    assert sorted(u["channel"] for u in updates) == ["amazon-eu", "tiktok-eu"]
+    assert all(u["sellable"] == 795 + 600 for u in updates)
+    assert [u["seq"] for u in updates] == [10, 11]
+    state = lock(state, "o2", 5)  # a US lock: only the five US channels change
+    updates = channel_stock_updates(state, CATALOG, NOW + 3)
+    assert sorted(u["channel"] for u in updates) == ["amazon-us", "instagram-us", "shopify", "tiktok-us", "youtube-us"]
+    assert [u["seq"] for u in updates] == [12, 13, 14, 15, 16]
+    state, _, _ = release_order_line(state, "o2", "CANCELLED", QUIET, NOW)
+    assert {u["sellable"] for u in channel_stock_updates(state, CATALOG, NOW + 4)} == {1560}
+
+
+def test_flex_change_reaches_every_channel():
+    state = stocked()
+    channel_stock_updates(state, CATALOG, NOW)
+    state = command(state, "RESTOCK", "r1", quantity=10)  # into the flex pool
+    updates = channel_stock_updates(state, CATALOG, NOW + 1)
+    assert len(updates) == 9
+    assert by_channel(updates)["shopee-my"]["sellable"] == 640 + 610
+
+
+def test_paused_channel_shows_zero_but_keeps_available():
+    state = stocked()
+    channel_stock_updates(state, CATALOG, NOW)
+    state = command(state, "PAUSE_CHANNEL", "p1", channel="youtube-us")
+    updates = channel_stock_updates(state, CATALOG, NOW + 1)
+    assert updates == [{"channel": "youtube-us", "sku": "A", "sellable": 0, "available": 1560, "updated_at": NOW + 1,
+                        "seq": 10, "paused": True}]
+    state = command(state, "RESUME_CHANNEL", "r1", channel="youtube-us")
+    updates = channel_stock_updates(state, CATALOG, NOW + 2)
+    assert [(u["channel"], u["sellable"], u["paused"], u["seq"]) for u in updates] == [("youtube-us", 1560, False, 11)]
+
+
+def test_resend_sends_everything_again_with_new_seq():
+    state = stocked()
+    first = channel_stock_updates(state, CATALOG, NOW)
+    again = channel_stock_updates(state, CATALOG, NOW + 1, resend=True)
+    assert [u["channel"] for u in again] == [u["channel"] for u in first]
+    assert min(u["seq"] for u in again) > max(u["seq"] for u in first)
+    assert [u["sellable"] for u in again] == [u["sellable"] for u in first]
+
+
+def test_a_region_without_state_shows_flex_only():
+    state = SkuState(sku="A", total=50, flex=50)
+    assert sellable_by_channel(state, CATALOG)["tiktok-eu"] == [50, 50, False]
