@@ -6,6 +6,7 @@ dead-letters it with that reason and the CLI shows it before anything is sent.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lockstock.catalog import Catalog, proportional_split
@@ -36,7 +37,7 @@ def plan_split(total: int, regions: dict[str, int], flex_pct: float, catalog: Ca
     negative = {r: n for r, n in regions.items() if n < 0}
     if negative:
         raise CommandError(f"allocations must be >= 0, got {', '.join(f'{r}={n}' for r, n in negative.items())}")
-    flex_min = round(total * flex_pct / 100)
+    flex_min = math.floor(total * flex_pct / 100 + 0.5)  # half up: 2.5 units of flex is 3, not 2
     room = total - flex_min
     if not regions:
         regions = catalog.default_split(room)
