@@ -98,6 +98,16 @@ class Catalog:
     def ttl_ms(self, channel_id: str) -> int:
         return self.channels[channel_id].reservation_ttl_s * 1000
 
+    def to_dict(self) -> dict[str, Any]:
+        """The catalog in the file's own shape (``catalog_from_dict`` reads it back)."""
+        return {
+            "regions": {r.name: {"weight": r.weight, "warehouses": list(r.warehouses), "nearest": list(r.nearest)}
+                        for r in self.regions.values()},
+            "channels": {c.id: {"platform": c.platform, "region": c.region, "reservation_ttl_s": c.reservation_ttl_s,
+                                "rate_limit_per_min": c.rate_limit_per_min} for c in self.channels.values()},
+            "rules": {k: getattr(self.rules, k) for k in Rules.BOUNDS},
+        }
+
 
 def proportional_split(units: int, weights: dict[str, float]) -> dict[str, int]:
     """Integer split of ``units`` proportional to ``weights`` that sums exactly to ``units``."""

@@ -21,6 +21,16 @@ from lockstock.settings import Settings
 READY_TIMEOUT_S = 60.0
 
 
+def fetch_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+    """GET a worker web view: (HTTP status, JSON body), error statuses included. OSError when no
+    worker answers; ValueError when the answer is not JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
 @dataclass
 class WorkerProcess:
     settings: Settings
@@ -46,11 +56,7 @@ class WorkerProcess:
         return self
 
     def get_json(self, path: str, timeout: float = 2.0) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
+        return fetch_json(self.url + path, timeout)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
         deadline = time.monotonic() + timeout

@@ -97,18 +97,15 @@ class Topics:
 
     def __init__(self, prefix: str = "lockstock") -> None:
         self.prefix = prefix
+        self._by_name = {spec.name(prefix): spec for spec in ALL}  # agents look one up per event
         for spec in ALL:
             setattr(self, spec.suffix.replace(".", "_"), spec.name(prefix))
 
     def __iter__(self) -> Iterator[tuple[str, TopicSpec]]:
-        for spec in ALL:
-            yield spec.name(self.prefix), spec
+        yield from self._by_name.items()
 
     def spec_of(self, name: str) -> TopicSpec:
-        for topic, spec in self:
-            if topic == name:
-                return spec
-        raise KeyError(name)
+        return self._by_name[name]
 
 
 def changelog_topics(app_id: str) -> dict[str, TopicSpec]:

@@ -20,6 +20,9 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
     def ready() -> bool:
         return bool(app.tables.actives_ready) and not app.rebalancing
 
+    def recovering(web: View) -> Response:
+        return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
+
     @app.page("/ready/")
     async def readiness(web: View, request: Request) -> Response:
         """200 once the worker owns partitions and has recovered its tables; 503 before."""
@@ -30,7 +33,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
     @app.table_route(table=stock_table, match_info="sku")
     async def stock_of(web: View, request: Request, sku: str) -> Response:
         if not ready():
-            return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
+            return recovering(web)
         raw = stock_table.get(sku)
         if raw is None:
             return web.json({"error": f"unknown SKU {sku!r}"}, status=404)
@@ -40,7 +43,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
     async def local_stock(web: View, request: Request) -> Response:
         """Every SKU held by this worker's active partitions (all SKUs when one worker runs)."""
         if not ready():
-            return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
+            return recovering(web)
         items = sorted(stock_table.items(), key=lambda kv: kv[0])
         return web.json({"skus": [SkuState.from_dict(v).public_view() for _, v in items]})
 
@@ -49,24 +52,13 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
     async def order_of(web: View, request: Request, order_id: str) -> Response:
         """An order's lifecycle status, lines and decision, from the worker that owns it."""
         if not ready():
-            return web.json({"error": "worker is recovering its state; retry shortly"}, status=503)
+            return recovering(web)
         raw = orders_table.get(order_id)
         if raw is None:
             return web.json({"error": f"unknown order {order_id!r}"}, status=404)
-        record = OrderRecord.from_dict(raw)
-        return web.json({"order_id": record.order_id, "status": record.status, "reason": record.reason,
-                         "channel": record.channel, "region": record.region, "lines": record.skus,
-                         "expires_at": record.expires_at, "decision": record.decision})
+        return web.json(OrderRecord.from_dict(raw).public_view())
 
     @app.page("/catalog/")
     async def catalog(web: View, request: Request) -> Response:
         """The regions, channels and rules this worker runs with."""
-        cat = wiring.catalog
-        return web.json({
-            "source": cat.source,
-            "regions": {n: {"weight": r.weight, "warehouses": list(r.warehouses), "nearest": list(r.nearest)}
-                        for n, r in cat.regions.items()},
-            "channels": {c.id: {"platform": c.platform, "region": c.region, "reservation_ttl_s": c.reservation_ttl_s,
-                                "rate_limit_per_min": c.rate_limit_per_min} for c in cat.channels.values()},
-            "rules": {k: getattr(cat.rules, k) for k in cat.rules.BOUNDS},
-        })
+        return web.json({"source": wiring.catalog.source, **wiring.catalog.to_dict()})

@@ -48,14 +48,10 @@ def demo_catalog(base: Catalog, seconds: float) -> dict[str, Any]:
         limit_min_units=20, realloc_factor=2.2, realloc_min_units=30,
         order_retention_s=3600, sweep_interval_s=0.5, reorder_cover_s=round(3 * 3600 * factor),
     )
-    return {
-        "regions": {r.name: {"weight": r.weight, "warehouses": list(r.warehouses), "nearest": list(r.nearest)}
-                    for r in base.regions.values()},
-        "channels": {c.id: {"platform": c.platform, "region": c.region,
-                            "reservation_ttl_s": max(3, round(c.reservation_ttl_s * factor)),
-                            "rate_limit_per_min": c.rate_limit_per_min} for c in base.channels.values()},
-        "rules": {k: getattr(rules, k) for k in rules.BOUNDS},
-    }
+    compressed = replace(base, rules=rules).to_dict()
+    for channel in compressed["channels"].values():
+        channel["reservation_ttl_s"] = max(3, round(channel["reservation_ttl_s"] * factor))
+    return compressed
 
 
 @cli.command()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +23,7 @@ from lockstock.clock import now_ms
 from lockstock.errors import SettingsError
 from lockstock.kafka import kafka_for
 from lockstock.settings import Settings, parse_int
+from lockstock.supervise import fetch_json
 from streams.engine.automation import FLEX
 from streams.engine.commands import CommandError, plan_split
 
@@ -100,19 +99,18 @@ def worker_json(settings: Settings, worker_url: str | None, path: str) -> Any:
     base = (worker_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
     url = base + path
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error") or exc.reason
-        except ValueError:
-            message = exc.reason
-        raise click.ClickException(f"{url}: {message} (HTTP {exc.code})") from None
-    except (urllib.error.URLError, OSError) as exc:
+        status, body = fetch_json(url, timeout=5)
+    except OSError as exc:  # URLError is an OSError
         raise click.ClickException(
             f"no lockstock worker answers at {base} ({getattr(exc, 'reason', exc)}); start one with "
             "`lockstock worker` or pass --worker-url"
         ) from None
+    except ValueError:
+        raise click.ClickException(f"{url} did not answer with JSON; is that a lockstock worker?") from None
+    if status != 200:
+        message = body.get("error") if isinstance(body, dict) else None
+        raise click.ClickException(f"{url}: {message or 'request failed'} (HTTP {status})")
+    return body
 
 
 worker_url_option = click.option("--worker-url", envvar="LOCKSTOCK_WORKER_URL",

@@ -56,6 +56,11 @@ class OrderRecord:
     def from_dict(cls, data: dict[str, Any]) -> "OrderRecord":
         return cls(**data)
 
+    def public_view(self) -> dict[str, Any]:
+        """What operators see of an order (no dedup bookkeeping)."""
+        return {"order_id": self.order_id, "status": self.status, "reason": self.reason, "channel": self.channel,
+                "region": self.region, "lines": self.skus, "expires_at": self.expires_at, "decision": self.decision}
+
 
 @dataclass
 class DeskStep:

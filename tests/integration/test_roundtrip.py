@@ -68,3 +68,7 @@ def test_orders_lock_or_reject_and_bad_payloads_are_dead_lettered(kafka, workers
     status, stock_b = worker.get_json("/stock/SKU-B/")
     assert stock_b["locked"] == 1 and stock_b["available"] == 0
     assert worker.get_json("/stock/SKU-Z/")[0] == 404
+    status, order = worker.get_json("/orders/o-1/")
+    assert status == 200 and order["status"] == "LOCKED" and order["lines"] == {"SKU-A": 3}
+    status, catalog = worker.get_json("/catalog/")
+    assert status == 200 and catalog["channels"]["tiktok-us"]["region"] == "US" and catalog["rules"]["flex_chunk"] == 200

@@ -157,3 +157,9 @@ def test_proportional_split_sums_exactly_and_stays_close(units, weights):
     for name, share in split.items():
         assert share >= 0
         assert abs(share - units * weights[name] / total) < 1 + 1e-6 * units
+
+
+def test_catalog_to_dict_reads_back_unchanged():
+    catalog = load_catalog()
+    again = catalog_from_dict(catalog.to_dict(), catalog.source)
+    assert again == catalog
