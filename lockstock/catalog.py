@@ -30,12 +30,34 @@ class Region:
 
 
 @dataclass(frozen=True)
+class Advertise:
+    """How much of its lease budget a channel shows on its marketplace (the sync's rules)."""
+
+    share_pct: float | None = None  # of its region's budget; None: an equal part of what shares leave
+    max_units: int | None = None  # never show more than this
+    buffer: int = 0  # held back from what the channel could show (covers sales racing a push)
+    floor: int = 0  # below this, show 0 (no "1 left" listings that cannot be honoured)
+
+    BOUNDS = {"share_pct": (0, 100), "max_units": (0, 10**9), "buffer": (0, 10**9), "floor": (0, 10**9)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.BOUNDS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     platform: str
     region: str
     reservation_ttl_s: int  # an unpaid lock is released after this long
     rate_limit_per_min: int  # the marketplace API budget (used by the connectors' pusher)
+    # Connectors: the platform's account this channel is (shop id, shop domain, marketplace id),
+    # the store channel it sells through (YouTube/Instagram via a Shopify store), how to advertise,
+    # and platform-specific settings its adapter checks (listing ids, location, source ids).
+    account: str = ""
+    store: str = ""
+    advertise: Advertise = field(default_factory=Advertise)
+    connector: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,8 @@ class Catalog:
     channels: dict[str, Channel]
     rules: Rules = field(default_factory=Rules)
     source: str = "<built-in>"
+    # Per platform: API base URL, secrets, app keys (connectors/config.py reads and checks it).
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def region_of_order(self, channel_id: str, ship_to_region: str | None) -> str:
         """The allocation an order draws from: its ship-to region, else its channel's region."""
@@ -103,10 +127,37 @@ class Catalog:
         return {
             "regions": {r.name: {"weight": r.weight, "warehouses": list(r.warehouses), "nearest": list(r.nearest)}
                         for r in self.regions.values()},
-            "channels": {c.id: {"platform": c.platform, "region": c.region, "reservation_ttl_s": c.reservation_ttl_s,
-                                "rate_limit_per_min": c.rate_limit_per_min} for c in self.channels.values()},
+            "channels": {c.id: _channel_dict(c) for c in self.channels.values()},
             "rules": {k: getattr(self.rules, k) for k in Rules.BOUNDS},
+            **({"connectors": _redacted(self.connectors)} if self.connectors else {}),
         }
+
+    def store_channels(self, store: str) -> list[Channel]:
+        """The channels whose listing is ``store``'s (itself first, then those selling through it)."""
+        return [c for c in self.channels.values() if c.id == store or c.store == store]
+
+
+_SECRET_KEYS = ("secret", "partner_key", "token", "password")
+
+
+def _redacted(connectors: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The connectors section without its secrets (the catalog is served on /catalog/)."""
+    return {platform: {k: ("<set>" if any(s in k for s in _SECRET_KEYS) else v) for k, v in section.items()}
+            for platform, section in connectors.items()}
+
+
+def _channel_dict(c: Channel) -> dict[str, Any]:
+    data: dict[str, Any] = {"platform": c.platform, "region": c.region, "reservation_ttl_s": c.reservation_ttl_s,
+                            "rate_limit_per_min": c.rate_limit_per_min}
+    if c.account:
+        data["account"] = c.account
+    if c.store:
+        data["store"] = c.store
+    if c.advertise != Advertise():
+        data["advertise"] = c.advertise.to_dict()
+    if c.connector:
+        data["connector"] = dict(c.connector)
+    return data
 
 
 def proportional_split(units: int, weights: dict[str, float]) -> dict[str, int]:
@@ -141,8 +192,8 @@ def catalog_from_dict(data: Any, source: str = "<dict>") -> Catalog:
     if not isinstance(data, dict):
         raise SettingsError(f"{source}: expected a mapping with regions, channels and rules")
     unknown = set(data) - {"regions", "channels", "rules"}
-    if unknown:
-        raise SettingsError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
+    if unknown - {"connectors"}:
+        raise SettingsError(f"{source}: unknown section(s) {', '.join(sorted(unknown - {'connectors'}))}")
     raw_regions, raw_channels = data.get("regions") or {}, data.get("channels") or {}
     if not raw_regions or not isinstance(raw_regions, dict):
         raise SettingsError(f"{source}: at least one region is needed")
@@ -179,7 +230,18 @@ def catalog_from_dict(data: Any, source: str = "<dict>") -> Catalog:
             region=spec["region"],
             reservation_ttl_s=_number(spec.get("reservation_ttl_s", 900), f"{where} reservation_ttl_s", 1, 30 * 86400, True),
             rate_limit_per_min=_number(spec.get("rate_limit_per_min", 120), f"{where} rate_limit_per_min", 1, 10**6, True),
+            account=str(spec.get("account") or ""), store=str(spec.get("store") or ""),
+            advertise=_advertise(spec.get("advertise"), where),
+            connector=_mapping(spec.get("connector"), f"{where} connector"),
         )
+        unknown_keys = set(spec) - _CHANNEL_KEYS
+        if unknown_keys:
+            raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown_keys)))}")
+    _check_stores(channels, source)
+    _check_shares(channels, regions, source)
+    connectors = _mapping(data.get("connectors"), f"{source}: connectors")
+    for platform, section in connectors.items():
+        _mapping(section, f"{source}: connectors.{platform}")
     raw_rules = data.get("rules") or {}
     allowed = {f.name: f for f in fields(Rules)}
     unknown = set(raw_rules) - set(allowed)
@@ -189,7 +251,54 @@ def catalog_from_dict(data: Any, source: str = "<dict>") -> Catalog:
     for key, value in raw_rules.items():
         lo, hi = Rules.BOUNDS[key]
         values[key] = _number(value, f"{source}: rule {key}", lo, hi, allowed[key].type == "int")
-    return Catalog(regions=regions, channels=channels, rules=Rules(**values), source=source)
+    return Catalog(regions=regions, channels=channels, rules=Rules(**values), source=source,
+                   connectors={p: dict(v or {}) for p, v in connectors.items()})
+
+
+_CHANNEL_KEYS = {"platform", "region", "reservation_ttl_s", "rate_limit_per_min", "account", "store", "advertise", "connector"}
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _advertise(value: Any, where: str) -> Advertise:
+    raw = _mapping(value, f"{where} advertise")
+    unknown = set(raw) - set(Advertise.BOUNDS)
+    if unknown:
+        raise SettingsError(f"{where} advertise: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    checked = {}
+    for key, item in raw.items():
+        if item is None:
+            continue
+        lo, hi = Advertise.BOUNDS[key]
+        checked[key] = _number(item, f"{where} advertise.{key}", lo, hi, key != "share_pct")
+    return Advertise(**checked)
+
+
+def _check_stores(channels: dict[str, Channel], source: str) -> None:
+    for channel in channels.values():
+        if not channel.store:
+            continue
+        store = channels.get(channel.store)
+        if store is None or store.store:
+            raise SettingsError(f"{source}: channel {channel.id} sells through store {channel.store!r}, "
+                                "which is not a channel with its own listing")
+        if store.region != channel.region:
+            raise SettingsError(f"{source}: channel {channel.id} ({channel.region}) sells through store "
+                                f"{store.id} ({store.region}); a store's channels share its region")
+
+
+def _check_shares(channels: dict[str, Channel], regions: dict[str, Region], source: str) -> None:
+    for region in regions:
+        given = sum(c.advertise.share_pct or 0 for c in channels.values() if c.region == region)
+        if given > 100 + 1e-9:
+            raise SettingsError(f"{source}: advertise.share_pct of the channels in {region} adds up to "
+                                f"{given:g}; the channels of a region can share at most 100 % of it")
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
