@@ -1,7 +1,9 @@
 """Per-channel sellable quantities (``ChannelStock``) derived from a SKU's state.
 
 A channel may show what its region can still lock (the region's free units plus the flex pool,
-which the engine moves on demand), or 0 while it is paused. Only changes are emitted; ``seq``
+which the engine moves on demand), or 0 while it is paused. The record also carries the region
+and the flex pool, so a consumer can tell the region's own units from the shared flex (the
+sync's leases need exactly that); a flex transfer therefore re-announces every channel. Only changes are emitted; ``seq``
 rises per SKU so a consumer of the compacted topic can drop anything older than what it has.
 How much of this each marketplace is actually told (leases, buffers, floors) is the
 connectors' business.
@@ -16,13 +18,13 @@ from streams.engine.state import SkuState
 
 
 def sellable_by_channel(state: SkuState, catalog: Catalog) -> dict[str, list]:
-    """channel -> [sellable, available, paused] as of now."""
+    """channel -> [sellable, available, paused, flex] as of now."""
     snapshot = {}
     for channel in catalog.channels.values():
         region = state.regions.get(channel.region)
         available = max(0, (region.free if region else 0) + state.flex)
         paused = channel.id in state.paused
-        snapshot[channel.id] = [0 if paused else available, available, paused]
+        snapshot[channel.id] = [0 if paused else available, available, paused, state.flex]
     return snapshot
 
 
@@ -35,9 +37,10 @@ def channel_stock_updates(state: SkuState, catalog: Catalog, now: int, *, resend
             continue
         state.seq += 1
         state.published[channel] = current
-        sellable, available, paused = current
+        sellable, available, paused, flex = current
         updates.append({
             "channel": channel, "sku": state.sku, "sellable": sellable, "available": available,
             "updated_at": now, "seq": state.seq, "paused": paused,
+            "region": catalog.channels[channel].region, "flex": flex,
         })
     return updates

@@ -83,7 +83,7 @@ class SkuState:
     low_stock: bool = False  # hysteresis of the replenishment alert
     alert_seq: int = 0  # numbers alerts, so a replayed alert carries the same id
     applied_commands: list[str] = field(default_factory=list)
-    published: dict[str, list] = field(default_factory=dict)  # channel -> [sellable, available, paused] last sent
+    published: dict[str, list] = field(default_factory=dict)  # channel -> [sellable, available, paused, flex] last sent
     seq: int = 0  # ChannelStock sequence for this SKU
     ship_shortfall: int = 0  # units shipped that no warehouse's count covered (count is off)
 

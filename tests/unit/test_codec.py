@@ -45,7 +45,8 @@ EXAMPLES = {
                        "sku_count": 2, "channel": "tiktok-us", "placed_at": T, "decided_at": T + 3},
     "InventoryAlert": {"alert_id": "a-1", "sku": "A", "type": "FLEX_TRANSFER", "message": "moved 200 units to US",
                        "raised_at": T, "region": "US", "channel": None, "quantity": 200, "details": {"from": "flex"}},
-    "ChannelStock": {"channel": "tiktok-us", "sku": "A", "sellable": 40, "available": 50, "updated_at": T, "seq": 17, "paused": False},
+    "ChannelStock": {"channel": "tiktok-us", "sku": "A", "sellable": 40, "available": 50, "updated_at": T, "seq": 17, "paused": False,
+                     "region": "US", "flex": 10},
     "DeadLetter": {"source_topic": "lockstock.orders.placed", "source_partition": 3, "source_offset": 42, "key": b"k",
                    "payload": b"\x00\xff", "reason": "not Avro", "error_type": "UNDECODABLE", "service": "streams", "failed_at": T},
 }

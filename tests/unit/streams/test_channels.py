@@ -46,10 +46,10 @@ def test_sellable_is_region_free_plus_flex():
     state = lock(stocked(), "o1", 60)
     snapshot = sellable_by_channel(state, CATALOG)
     assert set(snapshot) == set(CATALOG.channels)
-    assert snapshot["tiktok-us"] == [900 + 600, 900 + 600, False]
-    assert snapshot["shopify"] == [1500, 1500, False]
-    assert snapshot["amazon-eu"] == [1400, 1400, False]
-    assert snapshot["shopee-th"] == [1240, 1240, False]
+    assert snapshot["tiktok-us"] == [900 + 600, 900 + 600, False, 600]
+    assert snapshot["shopify"] == [1500, 1500, False, 600]
+    assert snapshot["amazon-eu"] == [1400, 1400, False, 600]
+    assert snapshot["shopee-th"] == [1240, 1240, False, 600]
 
 
 def test_first_publication_covers_every_channel():
@@ -59,8 +59,8 @@ def test_first_publication_covers_every_channel():
     assert [u["seq"] for u in updates] == list(range(1, 10))
     tiktok = by_channel(updates)["tiktok-us"]
     assert tiktok == {"channel": "tiktok-us", "sku": "A", "sellable": 1560, "available": 1560, "updated_at": NOW,
-                      "seq": tiktok["seq"], "paused": False}
-    assert state.seq == 9 and state.published["tiktok-eu"] == [1400, 1400, False]
+                      "seq": tiktok["seq"], "paused": False, "region": "US", "flex": 600}
+    assert state.seq == 9 and state.published["tiktok-eu"] == [1400, 1400, False, 600]
 
 
 def test_only_changed_channels_are_sent_and_seq_keeps_rising():
@@ -95,7 +95,7 @@ def test_paused_channel_shows_zero_but_keeps_available():
     state = command(state, "PAUSE_CHANNEL", "p1", channel="youtube-us")
     updates = channel_stock_updates(state, CATALOG, NOW + 1)
     assert updates == [{"channel": "youtube-us", "sku": "A", "sellable": 0, "available": 1560, "updated_at": NOW + 1,
-                        "seq": 10, "paused": True}]
+                        "seq": 10, "paused": True, "region": "US", "flex": 600}]
     state = command(state, "RESUME_CHANNEL", "r1", channel="youtube-us")
     updates = channel_stock_updates(state, CATALOG, NOW + 2)
     assert [(u["channel"], u["sellable"], u["paused"], u["seq"]) for u in updates] == [("youtube-us", 1560, False, 11)]
@@ -112,4 +112,15 @@ def test_resend_sends_everything_again_with_new_seq():
 
 def test_a_region_without_state_shows_flex_only():
     state = SkuState(sku="A", total=50, flex=50)
-    assert sellable_by_channel(state, CATALOG)["tiktok-eu"] == [50, 50, False]
+    assert sellable_by_channel(state, CATALOG)["tiktok-eu"] == [50, 50, False, 50]
+
+
+def test_a_flex_transfer_reannounces_every_channel_with_the_new_flex():
+    state = stocked()
+    channel_stock_updates(state, CATALOG, NOW)
+    state.flex -= 100  # what the engine's automatic flex transfer does to the state
+    state.regions["US"].allocation += 100
+    updates = channel_stock_updates(state, CATALOG, NOW + 1)
+    assert len(updates) == 9  # available is unchanged for US channels, but flex moved
+    assert {u["flex"] for u in updates} == {500}
+    assert by_channel(updates)["tiktok-us"]["available"] == 1560 and by_channel(updates)["amazon-eu"]["available"] == 1300
