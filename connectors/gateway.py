@@ -213,3 +213,48 @@ def make_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.add_routes([web.post("/webhooks/{platform}", webhook), web.get("/health", health), web.get("/stats", stats)])
     return app
+
+
+async def serve(gateway: Gateway, host: str, port: int, stop: asyncio.Event,
+                on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve webhooks (and consume Amazon's queue when configured) until ``stop`` is set."""
+    runner = web.AppRunner(make_app(gateway), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    consumers = [asyncio.create_task(task) for task in notification_consumers(gateway, stop)]
+    if on_ready:
+        on_ready(f"http://{host}:{port}")
+    try:
+        await stop.wait()
+    finally:
+        for task in consumers:
+            task.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        await runner.cleanup()
+        gateway.producer.close()
+
+
+def notification_consumers(gateway: Gateway, stop: asyncio.Event) -> list[Awaitable[None]]:
+    """Queue-delivered platforms (Amazon SP-API notifications via SQS), when configured."""
+    from connectors import amazon
+
+    source = amazon.notification_source(gateway.catalog)
+    if isinstance(source, NotConfigured):
+        logger.info("%s", source)
+        return []
+    adapter = amazon.AmazonNotifications(gateway.catalog)
+
+    async def handle(message: Any, intake: Intake | Exception) -> bool:
+        if isinstance(intake, Exception):
+            status, _ = await gateway._malformed(
+                Webhook("amazon", "sqs", {}, message.body, now_ms()), str(intake), deadletter.UNDECODABLE)
+            return status == 400  # dead-lettered: delete it; else keep it for redelivery
+        try:
+            await gateway.accept("amazon", intake)
+            return True
+        except BrokerError as exc:
+            logger.warning("amazon notification %s not accepted yet: %s", message.message_id, exc)
+            return False
+
+    return [amazon.consume_notifications(source, adapter, handle, stop=stop)]

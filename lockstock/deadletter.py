@@ -10,6 +10,7 @@ UNDECODABLE = "UNDECODABLE"  # not Avro, unknown fingerprint, or a body that doe
 WRONG_RECORD = "WRONG_RECORD"  # decodes, but is not a record this topic carries
 INVALID_COMMAND = "INVALID_COMMAND"  # decodes, but asks for something impossible
 INVALID_EVENT = "INVALID_EVENT"  # a lifecycle event that cannot apply to its order (unknown, already shipped)
+SYNC_FAILED = "SYNC_FAILED"  # a stock push a marketplace kept refusing (connectors' sync)
 PROCESSING_ERROR = "PROCESSING_ERROR"  # unexpected failure while handling a valid record
 
 

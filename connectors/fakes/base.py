@@ -22,23 +22,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-
-class TokenBucket:
-    """The platform's own limiter: ``capacity`` units, refilled at ``refill_per_s``."""
-
-    def __init__(self, capacity: float, refill_per_s: float) -> None:
-        self.capacity, self.refill_per_s = capacity, refill_per_s
-        self.tokens, self.at = capacity, time.monotonic()
-
-    def take(self, cost: float = 1.0) -> float:
-        """0 when ``cost`` was spent, else the seconds until it would be available."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.refill_per_s)
-        self.at = now
-        if self.tokens + 1e-9 >= cost:
-            self.tokens -= cost
-            return 0.0
-        return (cost - self.tokens) / self.refill_per_s
+from connectors.ratelimit import TokenBucket  # noqa: F401  (fakes limit with the sync's own arithmetic)
 
 
 @dataclass

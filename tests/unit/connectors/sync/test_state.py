@@ -1,0 +1,87 @@
+"""The sync's state fed with plain records, as Kafka would deliver them."""
+
+from __future__ import annotations
+
+from connectors.sync.leases import ListingSku, Push
+from connectors.sync.state import SyncState
+from lockstock.catalog import catalog_from_dict
+
+CATALOG = catalog_from_dict({
+    "regions": {"US": {"weight": 1}},
+    "channels": {"shopify": {"platform": "shopify", "region": "US"},
+                 "youtube-us": {"platform": "youtube", "region": "US", "store": "shopify"},
+                 "tiktok-us": {"platform": "tiktok", "region": "US", "advertise": {"share_pct": 50}}},
+})
+
+
+def stock(channel, available, seq, flex=0, sku="A"):
+    return {"channel": channel, "sku": sku, "sellable": available, "available": available, "updated_at": 1,
+            "seq": seq, "paused": False, "region": "US", "flex": flex}
+
+
+def placed(order_id, channel, *lines):
+    return {"order_id": order_id, "channel": channel, "buyer_id": "b", "ship_to_region": "", "placed_at": 1,
+            "lines": [{"sku": s, "qty": q} for s, q in lines]}
+
+
+def fed() -> SyncState:
+    state = SyncState(CATALOG, settle_ms=100, forget_ms=10_000)
+    for seq, channel in enumerate(CATALOG.channels, 1):
+        state.on_stock(stock(channel, 100, seq), at=1000)
+    return state
+
+
+def test_nothing_is_planned_before_the_engine_announced_the_sku():
+    assert SyncState(CATALOG).plan("A") == []
+
+
+def test_older_seq_is_ignored_and_the_change_time_is_the_record_time():
+    state = fed()
+    assert state.on_stock(stock("tiktok-us", 5, seq=1), at=2000) is None
+    assert state.pools["A"].available["tiktok-us"] == 100 and state.pools["A"].changed_at == 1000
+    assert state.on_stock(stock("tiktok-us", 90, seq=9), at=3000) == "A"
+    assert state.pools["A"].available["tiktok-us"] == 90 and state.pools["A"].changed_at == 3000
+
+
+def test_a_sale_is_in_flight_and_counted_off_its_listing_until_settled():
+    state = fed()
+    pushes = {p.listing: p.quantity for p in state.plan("A")}
+    assert pushes == {"shopify": 50, "tiktok-us": 50}
+    for push in state.plan("A"):
+        state.sent(push)
+        state.answered(push, accepted=True)
+    assert state.on_placed(placed("o1", "youtube-us", ("A", 3)), at=5000) == {"A"}
+    assert state.known["A"]["shopify"].shown == 47  # YouTube sells through the Shopify listing
+    assert state.pools["A"].in_flight == {"youtube-us": 3}
+    assert state.on_placed(placed("o1", "youtube-us", ("A", 3)), at=5001) == set()  # redelivery
+    state.on_stock(stock("tiktok-us", 100, seq=10, flex=0), at=5002)
+    assert "shopify" not in {p.listing for p in state.plan("A")}  # 47 < its lease of 50, but no raise while in flight
+    state.on_decision({"order_id": "o1"}, now=6000)
+    assert state.settle(6050) == set()  # settle_ms not over yet
+    assert state.settle(6100) == {"A"} and state.pools["A"].in_flight == {}
+
+
+def test_a_sale_heard_while_a_push_is_on_the_wire_does_not_lower_the_pushed_view():
+    state = fed()
+    for push in state.plan("A"):
+        state.sent(push)
+    state.on_placed(placed("o1", "shopify", ("A", 2)), at=5000)
+    assert state.plan("A") == []  # nothing planned for listings that are being pushed
+    state.answered(Push("shopify", "A", 50, None, decrease=True), accepted=True)
+    assert state.known["A"]["shopify"] == ListingSku(shown=50, pushing=None)
+
+
+def test_a_refused_compare_and_set_adopts_the_platforms_quantity():
+    state = fed()
+    push = next(p for p in state.plan("A") if p.listing == "shopify")
+    state.sent(push)
+    state.answered(push, accepted=False, actual=7)
+    assert state.known["A"]["shopify"].shown == 7
+
+
+def test_orders_never_decided_are_forgotten_and_counted():
+    state = fed()
+    state.on_placed(placed("o1", "tiktok-us", ("A", 1), ("B", 2)), at=1000)
+    assert state.settle(5000) == set()
+    assert state.settle(11_001) == {"A", "B"}
+    assert state.stale_in_flight == 1 and state.orders == {}
