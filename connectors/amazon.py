@@ -84,6 +84,7 @@ from connectors.base import (
     ApiCall, CallOutcome, Emit, Intake, NotConfigured, PayloadError, PushResult, RateBudget, StockPush,
     StockPusher, channel_by_account, order_event, order_placed, status_outcome, stock_pusher,
 )
+from connectors.config import section
 from lockstock.catalog import Catalog, Channel
 from lockstock.errors import SettingsError
 
@@ -222,7 +223,8 @@ class SqsSource(NotificationSource):
             self._session = None
 
     def _message(self, raw: Any) -> QueueMessage | None:
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("MessageId", "ReceiptHandle", "Body")):
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str)
+                                                for k in ("MessageId", "ReceiptHandle", "Body")):
             logger.warning("SQS returned a message without MessageId/ReceiptHandle/Body: skipped")
             return None
         body = raw["Body"].encode()
@@ -259,21 +261,24 @@ class SqsSource(NotificationSource):
         return answer
 
 
+# credential name in connectors.amazon -> environment variable (which wins); the session token is optional
+AWS_CREDENTIAL_ENV = {"aws_access_key_id": "LOCKSTOCK_AWS_ACCESS_KEY_ID",
+                      "aws_secret_access_key": "LOCKSTOCK_AWS_SECRET_ACCESS_KEY",
+                      "aws_session_token": "LOCKSTOCK_AWS_SESSION_TOKEN"}
+
+
 def notification_source(catalog: Catalog, env: Mapping[str, str] | None = None) -> NotificationSource | NotConfigured:
     """The configured queue's SqsSource, or why Amazon notifications are off."""
-    from connectors.config import section  # config imports the platform modules itself
-
     env = os.environ if env is None else env
     settings = section(catalog, PLATFORM)
     queue_url = str(settings.get("queue_url") or "").strip()
     if not queue_url:
         return NotConfigured("amazon notifications are off: set connectors.amazon.queue_url (the SQS queue "
                              "SP-API publishes ORDER_CHANGE to)")
-    found = {name: str(env.get(variable) or settings.get(name) or "").strip() for name, variable in (
-        ("aws_access_key_id", "LOCKSTOCK_AWS_ACCESS_KEY_ID"), ("aws_secret_access_key", "LOCKSTOCK_AWS_SECRET_ACCESS_KEY"),
-        ("aws_session_token", "LOCKSTOCK_AWS_SESSION_TOKEN"))}
-    missing = [f"{v} (or connectors.amazon.{n})" for n, v in (("aws_access_key_id", "LOCKSTOCK_AWS_ACCESS_KEY_ID"),
-               ("aws_secret_access_key", "LOCKSTOCK_AWS_SECRET_ACCESS_KEY")) if not found[n]]
+    found = {name: str(env.get(variable) or settings.get(name) or "").strip()
+             for name, variable in AWS_CREDENTIAL_ENV.items()}
+    missing = [f"{AWS_CREDENTIAL_ENV[name]} (or connectors.amazon.{name})"
+               for name in ("aws_access_key_id", "aws_secret_access_key") if not found[name]]
     if missing:
         return NotConfigured(f"amazon notifications are off: missing {', '.join(missing)}")
     region = str(settings.get("region") or "").strip() or queue_region(queue_url)
@@ -330,8 +335,10 @@ class AmazonNotifications:
                                         _lines(summary.get("OrderItems"), order)))
         event = EVENT_OF_STATUS.get(status)
         if event is not None:
-            given = trigger.get("ChangeReason")
-            reason = (given if isinstance(given, str) and given else "Canceled on Amazon") if event == "CANCELLED" else None
+            reason = None
+            if event == "CANCELLED":
+                given = trigger.get("ChangeReason")
+                reason = given if isinstance(given, str) and given else "Canceled on Amazon"
             records.append(order_event(PLATFORM, order, channel, event, f"{order}:{event}",
                                        _occurred_at(trigger, metadata, doc, order), reason=reason))
         return Intake(delivery_id, tuple(records))
@@ -370,7 +377,8 @@ def _iso_ms(value: Any, what: str) -> int:
 
 def _occurred_at(trigger: dict, metadata: dict, doc: dict, order: str) -> int:
     for value, what in ((trigger.get("TimeOfOrderChange"), "OrderChangeTrigger.TimeOfOrderChange"),
-                        (metadata.get("PublishTime"), "NotificationMetadata.PublishTime"), (doc.get("EventTime"), "EventTime")):
+                        (metadata.get("PublishTime"), "NotificationMetadata.PublishTime"),
+                        (doc.get("EventTime"), "EventTime")):
         if value is not None:
             return _iso_ms(value, f"order {order}: {what}")
     raise PayloadError(f"order {order}: no TimeOfOrderChange, PublishTime or EventTime")
@@ -414,7 +422,7 @@ async def consume_notifications(source: NotificationSource, adapter: AmazonNotif
         except Exception as exc:  # network, SQS errors, timeouts: never fatal
             failures += 1
             counts["receive_errors"] += 1
-            delay = min(max_backoff_s, backoff_s * 2 ** (failures - 1))
+            delay = min(max_backoff_s, backoff_s * 2 ** min(failures - 1, 20))
             logger.warning("amazon queue receive failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
             await _pause(stop, delay)
             continue
@@ -425,6 +433,9 @@ async def consume_notifications(source: NotificationSource, adapter: AmazonNotif
                 intake_or_error: Intake | PayloadError = adapter.intake(message.body)
             except PayloadError as exc:
                 intake_or_error = exc
+            except Exception as exc:  # an adapter bug: dead-lettered like the gateway does, never a crash loop
+                logger.exception("amazon message %s: the adapter failed", message.message_id)
+                intake_or_error = PayloadError(f"adapter error {type(exc).__name__}: {exc}")
             try:
                 done = await handle(message, intake_or_error)
             except Exception:
@@ -470,6 +481,9 @@ class AmazonStockPusher(StockPusher):
                 self._target(channel)  # every amazon channel must be pushable: fail at start, not mid-stream
 
     def budget(self, channel: Channel) -> RateBudget:
+        """Amazon limits per selling-partner account; the budget is per channel, which is the same
+        while each amazon channel is its own account or regional endpoint (NA, EU). Channels that
+        share one seller on one endpoint (amazon.de + amazon.fr) share the limit: divide rate_per_s."""
         return RateBudget(capacity=self.burst, refill_per_s=self.rate_per_s)
 
     def _target(self, channel: Channel) -> tuple[str, str, str]:

@@ -179,7 +179,9 @@ def order_placed(platform: str, platform_order_id: Any, channel: str, buyer_id: 
         checked.append({"sku": sku.strip(), "qty": qty})
     if not checked:
         raise PayloadError(f"order {order_id} has no lines")
-    value = {"order_id": order_id, "channel": channel, "buyer_id": str(buyer_id or "") or f"{platform}:anonymous",
+    # No buyer given (a guest checkout): one bucket per order, so a purchase limit never lumps
+    # every anonymous buyer together.
+    value = {"order_id": order_id, "channel": channel, "buyer_id": str(buyer_id or "") or f"{order_id}:buyer",
              "ship_to_region": ship_to_region, "placed_at": int(placed_at), "lines": checked}
     return Emit("OrderPlaced", order_id, value)
 

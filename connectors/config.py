@@ -45,8 +45,11 @@ def pusher_credentials(cls: type[StockPusher], catalog: Catalog, env: Mapping[st
     env = os.environ if env is None else env
     settings = section(catalog, cls.platform)
     found, missing = {}, []
+    webhook = REGISTRY.webhooks.get(cls.platform)
     for name, variable in cls.credential_env.items():
         value = env.get(variable) or settings.get(name)
+        if not value and webhook is not None and variable == webhook.secret_env:
+            value = settings.get("secret")  # the one app secret signs both webhooks and API calls
         if value is None or not str(value).strip():
             missing.append(f"{variable} (or connectors.{cls.platform}.{name})")
         else:

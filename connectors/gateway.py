@@ -253,8 +253,19 @@ def notification_consumers(gateway: Gateway, stop: asyncio.Event) -> list[Awaita
         try:
             await gateway.accept("amazon", intake)
             return True
+        except CodecError as exc:
+            status, _ = await gateway._malformed(
+                Webhook("amazon", "sqs", {}, message.body, now_ms()), f"record does not fit the schema: {exc}",
+                deadletter.UNDECODABLE)
+            return status == 400
         except BrokerError as exc:
             logger.warning("amazon notification %s not accepted yet: %s", message.message_id, exc)
             return False
 
-    return [amazon.consume_notifications(source, adapter, handle, stop=stop)]
+    async def consume() -> None:
+        try:
+            await amazon.consume_notifications(source, adapter, handle, stop=stop)
+        finally:
+            await source.close()
+
+    return [consume()]

@@ -81,7 +81,9 @@ class GenericWebhooks(WebhookAdapter):
         channel = self._channel(order.get("channel"))
         if kind == "order.created":
             return Intake(event_id, (self._placed(order, order_id, channel),))
-        occurred_at = hook.received_at if doc.get("occurred_at") is None else _epoch_ms(doc["occurred_at"], "occurred_at")
+        occurred_at = hook.received_at
+        if doc.get("occurred_at") is not None:
+            occurred_at = _epoch_ms(doc["occurred_at"], "occurred_at")
         warehouse = _optional_text(order.get("warehouse"), "order.warehouse")
         if warehouse is not None and self.catalog.warehouse_region(warehouse) is None:
             raise PayloadError(f"order.warehouse {warehouse!r} is not a warehouse of the catalog")
@@ -215,7 +217,8 @@ class GenericStockPusher(StockPusher):
             reason = f"unreadable answer: {body[:200].decode('utf-8', 'replace')}"
             return CallOutcome(tuple(PushResult(p, ok=False, retryable=True, reason=reason) for p in call.pushes))
         accepted = {sku for sku in answer.get("accepted", []) if isinstance(sku, str)}
-        rejected = {r["sku"]: r for r in answer.get("rejected", []) if isinstance(r, dict) and isinstance(r.get("sku"), str)}
+        rejected = {r["sku"]: r for r in answer.get("rejected", [])
+                    if isinstance(r, dict) and isinstance(r.get("sku"), str)}
         results = []
         for push in call.pushes:
             if push.sku in rejected:
@@ -225,5 +228,6 @@ class GenericStockPusher(StockPusher):
             elif push.sku in accepted:
                 results.append(PushResult(push, ok=True))
             else:
-                results.append(PushResult(push, ok=False, retryable=True, reason="the site's answer does not mention this SKU"))
+                results.append(PushResult(push, ok=False, retryable=True,
+                                          reason="the site's answer does not mention this SKU"))
         return CallOutcome(tuple(results))

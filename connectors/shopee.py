@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -54,8 +54,6 @@ from connectors.signatures import verify_shopee
 # The JSON-shape helpers are shared with the TikTok adapter (same rules for every platform).
 from connectors.tiktok import add_line, identifier, is_whole, load_object, mapping, text, unix_seconds
 from lockstock.catalog import Catalog, Channel
-
-logger = logging.getLogger(__name__)
 
 PLATFORM = "shopee"
 DEFAULT_BASE_URL = "https://partner.shopeemobile.com"
@@ -188,7 +186,10 @@ def listing_ids(channel: Channel) -> tuple[str, str | None, dict[str, tuple[int,
 class ShopeeStockPusher(StockPusher):
     """update_stock, one call per item carrying the models being pushed (at most 50, Shopee's cap).
 
-    A SKU this channel does not list (no connector.skus entry) is left out of every call (logged).
+    Every shopee channel's ids are checked when the pusher is made (NotConfigured names the gap),
+    so building calls never fails. A SKU the channel does not list (no connector.skus entry)
+    cannot be sent: it rides along in the first call's pushes and is answered as a final failure
+    saying so, which the sync reports, instead of waiting forever for a call.
     """
 
     platform = PLATFORM
@@ -202,40 +203,60 @@ class ShopeeStockPusher(StockPusher):
             raise NotConfigured("shopee stock pushes are off: connectors.shopee.partner_id is not set "
                                 "(the numeric partner id of the Shopee app)")
         self.base_url = str(self.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.listings = {c.id: listing_ids(c) for c in catalog.channels.values()
+                         if c.platform == PLATFORM and not c.store}
+
+    def _ids(self, channel: Channel) -> tuple[str, str | None, dict[str, tuple[int, int]]]:
+        return self.listings.get(channel.id) or listing_ids(channel)
 
     def build_calls(self, channel: Channel, pushes: Sequence[StockPush], now_s: float) -> list[ApiCall]:
-        shop_id, location, skus = listing_ids(channel)
-        by_item: dict[int, list[tuple[int, StockPush]]] = {}
-        for push in pushes:
+        shop_id, location, skus = self._ids(channel)
+        by_item: dict[int, dict[str, StockPush]] = {}
+        unlisted: dict[str, StockPush] = {}
+        for push in pushes:  # a SKU pushed twice: the later push wins (and is the one answered)
             ids = skus.get(push.sku)
             if ids is None:
-                logger.warning("channel %s lists no Shopee model for %s: push of %s left out",
-                               channel.id, push.sku, push.quantity)
-                continue
-            by_item.setdefault(ids[0], []).append((ids[1], push))
+                unlisted[push.sku] = push
+            else:
+                by_item.setdefault(ids[0], {})[push.sku] = push
         calls = []
-        for item_id, entries in by_item.items():
+        for item_id, latest in by_item.items():
+            entries = list(latest.values())
             for start in range(0, len(entries), self.max_batch):
-                calls.append(self._call(shop_id, location, item_id, entries[start:start + self.max_batch], now_s))
+                calls.append(self._call(shop_id, location, item_id, entries[start:start + self.max_batch], skus, now_s))
+        if unlisted and calls:
+            calls[0].pushes += tuple(unlisted.values())
         return calls
 
-    def _call(self, shop_id: str, location: str | None, item_id: int, entries: list[tuple[int, StockPush]],
-              now_s: float) -> ApiCall:
-        stocks: dict[int, int] = {}
-        for model_id, push in entries:  # a model pushed twice: the later push wins
-            stocks[model_id] = max(0, push.quantity)
+    def _call(self, shop_id: str, location: str | None, item_id: int, pushes: list[StockPush],
+              skus: dict[str, tuple[int, int]], now_s: float) -> ApiCall:
+        where = {"location_id": location} if location else {}  # else the shop's default location
         body = json.dumps({"item_id": item_id, "stock_list": [
-            {"model_id": model_id, "seller_stock": [{**({"location_id": location} if location else {}), "stock": qty}]}
-            for model_id, qty in stocks.items()]}, separators=(",", ":")).encode()
+            {"model_id": skus[p.sku][1], "seller_stock": [{**where, "stock": max(0, p.quantity)}]}
+            for p in pushes]}, separators=(",", ":")).encode()
         timestamp = int(now_s)
         token = self.credentials["access_token"]
         params = {"partner_id": self.partner_id, "timestamp": timestamp, "access_token": token, "shop_id": shop_id,
                   "sign": api_sign(self.credentials["partner_key"], self.partner_id, UPDATE_STOCK_PATH, timestamp,
                                    token, shop_id)}
         return ApiCall("POST", f"{self.base_url}{UPDATE_STOCK_PATH}?{urlencode(params)}",
-                       {"content-type": "application/json"}, body, tuple(push for _, push in entries))
+                       {"content-type": "application/json"}, body, tuple(pushes))
 
     def parse_response(self, call: ApiCall, status: int, headers: Mapping[str, str], body: bytes) -> CallOutcome:
+        model_ids = {p.sku: ids[1] for p in call.pushes if (ids := self._listing(p)) is not None}
+        sent = replace(call, pushes=tuple(p for p in call.pushes if p.sku in model_ids))
+        outcome = self._outcome(sent, model_ids, status, headers, body)
+        unlisted = tuple(PushResult(p, ok=False, reason=f"{p.sku} is not listed on {p.channel} "
+                                    "(no connector.skus entry with its item_id and model_id)")
+                         for p in call.pushes if p.sku not in model_ids)
+        return replace(outcome, results=outcome.results + unlisted)
+
+    def _listing(self, push: StockPush) -> tuple[int, int] | None:
+        channel = self.catalog.channels.get(push.channel)
+        return self._ids(channel)[2].get(push.sku) if channel is not None else None
+
+    def _outcome(self, call: ApiCall, model_ids: dict[str, int], status: int, headers: Mapping[str, str],
+                 body: bytes) -> CallOutcome:
         try:
             payload = load_object(body, "Shopee response")
         except PayloadError:
@@ -248,18 +269,17 @@ class ShopeeStockPusher(StockPusher):
             return shared
         if error:
             retryable = any(marker in error.lower() for marker in RETRY_MARKERS)
-            reason = f"Shopee {error}: {str(payload.get('message') or '')[:200]}"
-            return _all(call, retryable, reason)
+            return _all(call, retryable, f"Shopee {error}: {str(payload.get('message') or '')[:200]}")
         answer = payload.get("response")
         if not isinstance(answer, dict):
             # Unreadable 2xx: setting an absolute stock again is harmless, so retry.
             return _all(call, True, f"unreadable Shopee answer: {body[:120]!r}")
-        refused = _by_model(answer.get("failure_list"), lambda f: f"Shopee refused: {str(f.get('failed_reason'))[:200]}")
+        refused = _by_model(answer.get("failure_list"),
+                            lambda f: f"Shopee refused: {str(f.get('failed_reason'))[:200]}")
         applied = _by_model(answer.get("success_list"), lambda s: "")
-        model_of = self._model_ids(call)
         results = []
         for push in call.pushes:
-            model = model_of.get(push.sku)
+            model = model_ids[push.sku]
             if model in refused:
                 results.append(PushResult(push, ok=False, reason=refused[model]))
             elif model in applied:
@@ -268,15 +288,6 @@ class ShopeeStockPusher(StockPusher):
                 results.append(PushResult(push, ok=False, retryable=True,
                                           reason=f"model {model} is in neither success_list nor failure_list"))
         return CallOutcome(tuple(results))
-
-    def _model_ids(self, call: ApiCall) -> dict[str, int]:
-        ids: dict[str, int] = {}
-        for push in call.pushes:
-            channel = self.catalog.channels.get(push.channel)
-            entry = (channel.connector.get("skus") or {}).get(push.sku) if channel else None
-            if isinstance(entry, dict) and is_whole(entry.get("model_id", 0)):
-                ids[push.sku] = entry.get("model_id", 0)
-        return ids
 
 
 def _by_model(entries: Any, describe: Any) -> dict[int, str]:

@@ -173,14 +173,19 @@ class ShopifyWebhooks(WebhookAdapter):
                delivery_id: str) -> Emit:
         kind = EVENT_TOPICS[topic]
         reason = warehouse = None
-        times = [hook.header("X-Shopify-Triggered-At") or None, order.get("updated_at")]
+        times = [order.get("updated_at")]
+        try:  # headers are not signed: a bad one is skipped, never a reason to refuse the order
+            times.insert(0, iso_ms(hook.header("X-Shopify-Triggered-At"), "X-Shopify-Triggered-At"))
+        except PayloadError:
+            pass
         if kind == "CANCELLED":
             times.insert(0, order.get("cancelled_at"))
             raw_reason = order.get("cancel_reason")
             reason = raw_reason.strip() if isinstance(raw_reason, str) and raw_reason.strip() else None
         if kind == "SHIPPED":
             warehouse = _warehouse(self.catalog, self.catalog.channels[store], order)
-        occurred = next((iso_ms(t, "event time") for t in times if t is not None), hook.received_at)
+        occurred = next((t if isinstance(t, int) else iso_ms(t, "event time") for t in times if t is not None),
+                        hook.received_at)
         return order_event(PLATFORM, number, channel, kind, delivery_id, occurred, warehouse=warehouse, reason=reason)
 
     def _region(self, order: dict) -> str:
@@ -360,16 +365,20 @@ class ShopifyStockPusher(StockPusher):
 
 
 def _batches(sendable: list[tuple[StockPush, str]]) -> list[list[tuple[StockPush, str]]]:
-    """At most MAX_BATCH per call, compare and no-compare pushes apart, an item once per call."""
+    """At most MAX_BATCH per call, compare and no-compare pushes apart, an item at most once per call
+    and a later push of an item in a later call than the earlier one (calls go out in order)."""
     batches: list[list[tuple[StockPush, str]]] = []
+    last: dict[str, int] = {}  # item -> index of the batch holding its latest push
     for push, item in sendable:
         compare = push.expected is not None
-        home = next((b for b in batches if len(b) < MAX_BATCH and (b[0][0].expected is not None) == compare
-                     and all(i != item for _, i in b)), None)
+        start = last.get(item, -1) + 1
+        home = next((i for i in range(start, len(batches)) if len(batches[i]) < MAX_BATCH
+                     and (batches[i][0][0].expected is not None) == compare), None)
         if home is None:
-            batches.append([(push, item)])
-        else:
-            home.append((push, item))
+            batches.append([])
+            home = len(batches) - 1
+        batches[home].append((push, item))
+        last[item] = home
     return batches
 
 
@@ -399,7 +408,8 @@ def _read_graphql(sent: tuple[StockPush, ...], cost: float, body: bytes) -> Call
         errors = errors if isinstance(errors, list) else [errors]
         codes = {_error_code(e) for e in errors}
         if "THROTTLED" in codes:
-            return every(True, f"THROTTLED: {_describe(status, cost)}", throttled=True, retry_after_s=_wait(status, cost))
+            return every(True, f"THROTTLED: {_describe(status, cost)}", throttled=True,
+                         retry_after_s=_wait(status, cost))
         return every(bool(codes & RETRYABLE_GRAPHQL_ERRORS), f"GraphQL error: {_error_message(errors[0])}")
     if not sent:
         return CallOutcome(())

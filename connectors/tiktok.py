@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -51,8 +51,6 @@ from connectors.base import (
 )
 from connectors.signatures import verify_tiktok
 from lockstock.catalog import Catalog, Channel
-
-logger = logging.getLogger(__name__)
 
 PLATFORM = "tiktok"
 DEFAULT_BASE_URL = "https://open-api.tiktokglobalshop.com"
@@ -249,9 +247,12 @@ class TikTokStockPusher(StockPusher):
     """Update Inventory, one call per product carrying all of that product's SKUs being pushed.
 
     max_batch is 100: TikTok lists up to 100 SKUs under one product in most markets, so one call
-    can always carry a whole product; pushes of several products become one call each.
-    A SKU this channel does not list (no connector.skus entry) has nothing to update and is left
-    out of every call (logged).
+    can carry a whole product; pushes of several products become one call each.
+
+    Every tiktok channel's ids are checked when the pusher is made (NotConfigured names the gap),
+    so building calls never fails. A SKU the channel does not list (no connector.skus entry)
+    cannot be sent: it rides along in the first call's pushes and is answered as a final failure
+    saying so, which the sync reports, instead of waiting forever for a call.
     """
 
     platform = PLATFORM
@@ -264,39 +265,60 @@ class TikTokStockPusher(StockPusher):
         if not self.app_key:
             raise NotConfigured("tiktok stock pushes are off: connectors.tiktok.app_key is not set")
         self.base_url = str(self.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.listings = {c.id: listing_ids(c) for c in catalog.channels.values()
+                         if c.platform == PLATFORM and not c.store}
+
+    def _ids(self, channel: Channel) -> tuple[str, str | None, dict[str, tuple[str, str]]]:
+        return self.listings.get(channel.id) or listing_ids(channel)
 
     def build_calls(self, channel: Channel, pushes: Sequence[StockPush], now_s: float) -> list[ApiCall]:
-        cipher, warehouse, skus = listing_ids(channel)
-        by_product: dict[str, list[tuple[str, StockPush]]] = {}
-        for push in pushes:
+        cipher, warehouse, skus = self._ids(channel)
+        by_product: dict[str, dict[str, StockPush]] = {}
+        unlisted: dict[str, StockPush] = {}
+        for push in pushes:  # a SKU pushed twice: the later push wins (and is the one answered)
             ids = skus.get(push.sku)
             if ids is None:
-                logger.warning("channel %s lists no TikTok SKU for %s: push of %s left out",
-                               channel.id, push.sku, push.quantity)
-                continue
-            by_product.setdefault(ids[0], []).append((ids[1], push))
+                unlisted[push.sku] = push
+            else:
+                by_product.setdefault(ids[0], {})[push.sku] = push
         calls = []
-        for product_id, entries in by_product.items():
+        for product_id, latest in by_product.items():
+            entries = list(latest.values())
             for start in range(0, len(entries), self.max_batch):
-                calls.append(self._call(product_id, entries[start:start + self.max_batch], cipher, warehouse, now_s))
+                calls.append(self._call(product_id, entries[start:start + self.max_batch], skus, cipher,
+                                        warehouse, now_s))
+        if unlisted and calls:
+            calls[0].pushes += tuple(unlisted.values())
         return calls
 
-    def _call(self, product_id: str, entries: list[tuple[str, StockPush]], cipher: str, warehouse: str | None,
-              now_s: float) -> ApiCall:
-        quantities: dict[str, int] = {}
-        for sku_id, push in entries:  # a SKU pushed twice: the later push wins
-            quantities[sku_id] = min(MAX_QUANTITY, max(0, push.quantity))
+    def _call(self, product_id: str, pushes: list[StockPush], skus: dict[str, tuple[str, str]], cipher: str,
+              warehouse: str | None, now_s: float) -> ApiCall:
+        inventory = {"warehouse_id": warehouse} if warehouse else {}  # else the SKU's default warehouse
         body = json.dumps({"skus": [
-            {"id": sku_id, "inventory": [{**({"warehouse_id": warehouse} if warehouse else {}), "quantity": qty}]}
-            for sku_id, qty in quantities.items()]}, separators=(",", ":")).encode()
+            {"id": skus[p.sku][1], "inventory": [{**inventory, "quantity": min(MAX_QUANTITY, max(0, p.quantity))}]}
+            for p in pushes]}, separators=(",", ":")).encode()
         path = INVENTORY_PATH.format(product_id=product_id)
         params = {"app_key": self.app_key, "shop_cipher": cipher, "timestamp": str(int(now_s))}
         params["sign"] = api_sign(self.credentials["app_secret"], path, params, body)
         headers = {"content-type": "application/json", "x-tts-access-token": self.credentials["access_token"]}
         return ApiCall("POST", f"{self.base_url}{path}?{urlencode(sorted(params.items()))}", headers, body,
-                       tuple(push for _, push in entries))
+                       tuple(pushes))
 
     def parse_response(self, call: ApiCall, status: int, headers: Mapping[str, str], body: bytes) -> CallOutcome:
+        sku_ids = {p.sku: ids[1] for p in call.pushes if (ids := self._listing(p)) is not None}
+        sent = replace(call, pushes=tuple(p for p in call.pushes if p.sku in sku_ids))
+        outcome = self._outcome(sent, sku_ids, status, headers, body)
+        unlisted = tuple(PushResult(p, ok=False, reason=f"{p.sku} is not listed on {p.channel} "
+                                    "(no connector.skus entry with its product_id and sku_id)")
+                         for p in call.pushes if p.sku not in sku_ids)
+        return replace(outcome, results=outcome.results + unlisted)
+
+    def _listing(self, push: StockPush) -> tuple[str, str] | None:
+        channel = self.catalog.channels.get(push.channel)
+        return self._ids(channel)[2].get(push.sku) if channel is not None else None
+
+    def _outcome(self, call: ApiCall, sku_ids: dict[str, str], status: int, headers: Mapping[str, str],
+                 body: bytes) -> CallOutcome:
         try:
             payload = load_object(body, "TikTok Shop response")
         except PayloadError:
@@ -311,28 +333,18 @@ class TikTokStockPusher(StockPusher):
             # Unreadable 2xx: setting an absolute quantity again is harmless, so retry.
             return _all(call, retryable=True, reason=f"unreadable TikTok Shop answer: {body[:120]!r}")
         refused = sku_errors(payload.get("data"))
-        sku_of = self._sku_ids(call)
         if code == 0:
             return CallOutcome(tuple(
-                PushResult(p, ok=False, reason=refused[sku_of[p.sku]]) if sku_of.get(p.sku) in refused
+                PushResult(p, ok=False, reason=refused[sku_ids[p.sku]]) if sku_ids[p.sku] in refused
                 else PushResult(p, ok=True) for p in call.pushes))
         message = f"TikTok Shop code {code}: {str(payload.get('message') or '')[:200]}"
         results = []
         for push in call.pushes:
-            own = refused.get(sku_of.get(push.sku, ""))
+            own = refused.get(sku_ids[push.sku])
             # Named SKUs were refused themselves; the others were held back by the failed call.
             retryable = code in RETRYABLE_CODES or (own is None and bool(refused))
             results.append(PushResult(push, ok=False, retryable=retryable, reason=own or message))
         return CallOutcome(tuple(results))
-
-    def _sku_ids(self, call: ApiCall) -> dict[str, str]:
-        ids: dict[str, str] = {}
-        for push in call.pushes:
-            channel = self.catalog.channels.get(push.channel)
-            entry = (channel.connector.get("skus") or {}).get(push.sku) if channel else None
-            if isinstance(entry, dict):
-                ids[push.sku] = str(entry.get("sku_id") or "").strip()
-        return ids
 
 
 def sku_errors(data: Any) -> dict[str, str]:

@@ -135,7 +135,7 @@ class FakeMarketplace(ABC):
             runner = web.AppRunner(app, access_log=None)
             self.loop.run_until_complete(runner.setup())
             self.loop.run_until_complete(web.TCPSite(runner, host, port).start())
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._session = self.loop.run_until_complete(_client_session())  # aiohttp wants a running loop
             self._runner = runner
             ready.set()
             self.loop.run_forever()
@@ -168,6 +168,10 @@ class FakeMarketplace(ABC):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop = None
+
+
+async def _client_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
 
 def _free_port(host: str) -> int:

@@ -56,7 +56,8 @@ class FakeShopify(FakeMarketplace):
         self.zone = timezone(timedelta(hours=utc_offset_h))  # the shop's time zone, as in its payloads
         self.country_code = country_code
         self.locations = {shop: gid("Location", spec.get("location_id")) for shop, spec in shops.items()}
-        self.items = {shop: {gid("InventoryItem", item): sku for sku, item in (spec.get("inventory_items") or {}).items()}
+        self.items = {shop: {gid("InventoryItem", item): sku
+                             for sku, item in (spec.get("inventory_items") or {}).items()}
                       for shop, spec in shops.items()}
         self.sources: dict[str, str] = {}  # order id -> source nickname or raw source_name
         self._selling_source = "web"
@@ -259,7 +260,8 @@ class FakeShopify(FakeMarketplace):
 
     def _signed(self, sale: Sale, topic: str) -> tuple[str, dict[str, str], bytes]:
         body = json.dumps(self.order_payload(sale, topic)).encode()
-        triggered = self._event_times.setdefault((sale.order_id, topic), sale.at if topic == "orders/create" else time.time())
+        first = sale.at if topic == "orders/create" else time.time()
+        triggered = self._event_times.setdefault((sale.order_id, topic), first)
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": topic,
@@ -299,7 +301,8 @@ def _shape_problem(variables: Any) -> tuple[str, list[dict]]:
                 return f"Variable $input: quantities[{index}].{key} must be an ID!", []
         for key, required in (("quantity", True), ("compareQuantity", False)):
             value = entry.get(key)
-            if (value is None and required) or (value is not None and (isinstance(value, bool) or not isinstance(value, int))):
+            not_int = value is not None and (isinstance(value, bool) or not isinstance(value, int))
+            if not_int or (value is None and required):
                 return f"Variable $input: quantities[{index}].{key} must be an Int", []
     return "", entries
 

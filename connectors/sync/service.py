@@ -208,7 +208,18 @@ class SyncService:
             batch = ready[: lane.pusher.max_batch]
             stock_pushes = [StockPush(name, p.sku, p.quantity, p.expected if lane.pusher.compare_and_set else None, at)
                             for p, at in batch]
-            for call in lane.pusher.build_calls(lane.channel, stock_pushes, time.time()):
+            try:
+                calls = lane.pusher.build_calls(lane.channel, stock_pushes, time.time())
+            except Exception as exc:  # an adapter bug fails this batch, never the loop
+                logger.exception("%s pusher could not build calls", lane.channel.platform)
+                calls, unsendable = [], stock_pushes
+                self._fail_unsent(producer, name, lane, unsendable, f"pusher error: {exc}")
+                continue
+            carried = {p.sku for call in calls for p in call.pushes}
+            unsendable = [p for p in stock_pushes if p.sku not in carried]
+            if unsendable:
+                self._fail_unsent(producer, name, lane, unsendable, "the pusher built no request for it")
+            for call in calls:
                 wait = lane.bucket.take(call.cost)
                 if wait > 0:
                     next_wake = min(next_wake, wait)
@@ -220,6 +231,15 @@ class SyncService:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return max(0.005, next_wake)
+
+    def _fail_unsent(self, producer: AckedProducer, name: str, lane: Lane, pushes: list[StockPush], reason: str) -> None:
+        for stock_push in pushes:
+            push, _ = lane.queue.pop(stock_push.sku)
+            self.state.sent(push)
+            outcome = CallOutcome((PushResult(stock_push, ok=False, retryable=False, reason=reason),))
+            task = asyncio.create_task(self._settle_push(producer, name, lane, outcome.results[0], outcome, time.monotonic()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _send(self, session: aiohttp.ClientSession, producer: AckedProducer, name: str, lane: Lane, call: ApiCall) -> None:
         lane.counts["calls"] += 1
