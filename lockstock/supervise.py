@@ -32,46 +32,57 @@ def fetch_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
 
 
 @dataclass
-class WorkerProcess:
+class ServiceProcess:
+    """A `lockstock <args>` child process with an HTTP health endpoint, stopped by its PID."""
+
     settings: Settings
     log_path: Path
+    args: tuple[str, ...] = ()
+    port: int = 0
+    ready_path: str = "/health"
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     ready_after_s: float | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
+        return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "WorkerProcess":
-        env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "lockstock", *self.args]
+
+    def start(self) -> "ServiceProcess":
+        env = {**os.environ, **self.settings.as_env(), **self.env, "PYTHONUNBUFFERED": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.started_at = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lockstock", "worker", "--loglevel", os.environ.get("LOCKSTOCK_WORKER_LOGLEVEL", "info")],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
+        self.process = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
         log.close()
         return self
 
     def get_json(self, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         return fetch_json(self.url + path, timeout)
 
+    def is_ready(self) -> bool:
+        status, _ = self.get_json(self.ready_path, timeout=1.0)
+        return status == 200
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        name = " ".join(self.args[:1]) or "process"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise AssertionError(f"worker exited early; log tail:\n{self.log_tail()}")
+                raise AssertionError(f"{name} exited early; log tail:\n{self.log_tail()}")
             try:
-                status, body = self.get_json("/ready/", timeout=1.0)
-                if status == 200 and body.get("ready"):
+                if self.is_ready():
                     self.ready_after_s = time.monotonic() - self.started_at
                     return self.ready_after_s
             except (OSError, ValueError):
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"worker not ready within {timeout}s; log tail:\n{self.log_tail()}")
+        raise AssertionError(f"{name} not ready within {timeout}s; log tail:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit, no flush."""
@@ -93,6 +104,19 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+@dataclass
+class WorkerProcess(ServiceProcess):
+    """A lock-engine worker; ready once its /ready/ view says so."""
+
+    def __post_init__(self) -> None:
+        self.port = self.settings.web_port
+        self.args = ("worker", "--loglevel", os.environ.get("LOCKSTOCK_WORKER_LOGLEVEL", "info"))
+
+    def is_ready(self) -> bool:
+        status, body = self.get_json("/ready/", timeout=1.0)
+        return status == 200 and bool(body.get("ready"))
 
 
 @dataclass

@@ -23,7 +23,11 @@ Planning (``plan``) is safe under concurrency as well as at rest:
 What a listing shows (``shown``) follows our acknowledged pushes and the listing's own sales;
 platforms whose API can compare-and-set refuse a push made against a stale ``shown``.
 What no push protocol without compare-and-set can close is a sale on the platform that happens
-while our push is on the wire and whose webhook has not arrived: ``buffer`` covers that window.
+while our push is on the wire and whose webhook has not arrived: a set overwrites it. Each such
+listing therefore holds back a race margin: its recent sales rate times how late its sales reach
+us (webhook or queue delay, p90) plus how long a push takes (p90), at least ``buffer``
+(connectors/sync/state.py measures both). Compare-and-set platforms (Shopify) need none: a
+push against a stale quantity is refused and re-planned.
 """
 
 from __future__ import annotations
@@ -129,12 +133,13 @@ def region_budgets(pool: Pool, catalog: Catalog) -> dict[str, int]:
     return {r: max(0, free[r] - in_flight[r]) + flex_parts[r] for r in free}
 
 
-def advertised(listing: Listing, budget: int, paused: set[str]) -> int:
-    """The listing's rule applied to its region's budget."""
+def advertised(listing: Listing, budget: int, paused: set[str], race_margin: int = 0) -> int:
+    """The listing's rule applied to its region's budget, less what it may sell unseen (the race
+    margin) on top of its configured buffer."""
     if listing.channel in paused:
         return 0
     rules = listing.advertise
-    units = math.floor(budget * min(100.0, listing.share(paused)) / 100.0 + 1e-9) - rules.buffer
+    units = math.floor(budget * min(100.0, listing.share(paused)) / 100.0 + 1e-9) - max(rules.buffer, race_margin)
     if rules.max_units is not None:
         units = min(units, rules.max_units)
     return 0 if units < max(1, rules.floor) else units
@@ -157,10 +162,13 @@ class Push:
     decrease: bool  # decreases (and first pushes) go first, increases wait for them
 
 
-def plan(pool: Pool, listings: dict[str, Listing], known: dict[str, ListingSku], catalog: Catalog) -> list[Push]:
+def plan(pool: Pool, listings: dict[str, Listing], known: dict[str, ListingSku], catalog: Catalog,
+         race_margins: dict[str, int] | None = None) -> list[Push]:
     """The pushes that bring every listing of ``pool.sku`` towards its lease, safely now."""
     budgets = region_budgets(pool, catalog)
-    targets = {name: advertised(listing, budgets[listing.region], pool.paused) for name, listing in listings.items()}
+    margins = race_margins or {}
+    targets = {name: advertised(listing, budgets[listing.region], pool.paused, margins.get(name, 0))
+               for name, listing in listings.items()}
     pushes: list[Push] = []
     increases: list[str] = []
     for name, target in targets.items():

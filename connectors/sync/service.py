@@ -102,6 +102,7 @@ class SyncService:
             channel = catalog.channels[name]
             budget = pusher.budget(channel)
             self.lanes[name] = Lane(channel, pusher, TokenBucket(budget.capacity, budget.refill_per_s))
+        self.state.exact = {name for name, lane in self.lanes.items() if lane.pusher.compare_and_set}
         self.dirty: set[str] = set()
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.wake = asyncio.Event()
@@ -124,7 +125,7 @@ class SyncService:
                 else:  # orders before our start are settled by now or soon; only new ones are in flight
                     ends = self.kafka.end_offsets(consumer, parts)
                     assignment += [TopicPartition(topic, p.partition, ends[(topic, p.partition)]) for p in parts]
-            stock_ends = self.kafka.end_offsets(consumer, stock_parts)
+            stock_ends = {k: end for k, end in self.kafka.end_offsets(consumer, stock_parts).items() if end > 0}
             consumer.assign(assignment)
             ready.set()
             while not stop.is_set():
@@ -167,20 +168,21 @@ class SyncService:
                 if sku:
                     self.dirty.add(sku)
             elif topic == self.topics.orders_placed:
-                self.dirty |= self.state.on_placed(value, at or now)
+                self.dirty |= self.state.on_placed(value, at or now, seen_at=now)
             elif topic == self.topics.orders_decisions:
                 self.state.on_decision(value, now)
 
     # ---- planning and pushing -------------------------------------------------------------
     def _replan(self) -> None:
         self.dirty |= self.state.settle(now_ms())
-        now = time.monotonic()
+        rested = time.monotonic()
         for lane in self.lanes.values():
-            for sku in [s for s, until in lane.resting.items() if until <= now]:
+            for sku in [s for s, until in lane.resting.items() if until <= rested]:
                 del lane.resting[sku]  # rested: try again
                 self.dirty.add(sku)
+        now = now_ms()
         for sku in self.dirty:
-            wanted = {p.listing: p for p in self.state.plan(sku)}
+            wanted = {p.listing: p for p in self.state.plan(sku, now)}
             changed_at = self.state.pools[sku].changed_at if sku in self.state.pools else now_ms()
             for name, lane in self.lanes.items():
                 push = wanted.get(name)
@@ -243,6 +245,7 @@ class SyncService:
 
     async def _send(self, session: aiohttp.ClientSession, producer: AckedProducer, name: str, lane: Lane, call: ApiCall) -> None:
         lane.counts["calls"] += 1
+        started = time.monotonic()
         try:
             async with session.request(call.method, call.url, headers=call.headers, data=call.body,
                                        timeout=aiohttp.ClientTimeout(total=self.options.request_timeout_s)) as response:
@@ -255,6 +258,7 @@ class SyncService:
             logger.exception("%s pusher failed", lane.channel.platform)
             outcome = CallOutcome(tuple(PushResult(p, ok=False, retryable=False, reason=f"pusher error: {exc}") for p in call.pushes))
         now = time.monotonic()
+        self.state.pushed(name, (now - started) * 1000)
         if outcome.throttled:
             lane.counts["throttled"] += 1
             lane.bucket.drain()

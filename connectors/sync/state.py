@@ -13,10 +13,16 @@
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from connectors.sync.leases import Listing, ListingSku, Pool, Push, listings_of, plan
 from lockstock.catalog import Catalog
+from lockstock.watch import percentile
+
+RATE_WINDOW_MS = 10_000  # sales rate over the last 10 s: a live stream's bursts are short
+SAMPLES = 200  # recent delays kept per listing
 
 
 @dataclass
@@ -36,6 +42,10 @@ class SyncState:
     known: dict[str, dict[str, ListingSku]] = field(default_factory=dict)  # sku -> listing -> state
     orders: dict[str, OpenOrder] = field(default_factory=dict)
     stale_in_flight: int = 0
+    exact: set[str] = field(default_factory=set)  # listings pushed with compare-and-set: no race margin
+    recent_sales: dict[str, deque] = field(default_factory=dict)  # listing -> (seen_at, units)
+    intake_ms: dict[str, deque] = field(default_factory=dict)  # listing -> sale-to-seen delays
+    push_ms: dict[str, deque] = field(default_factory=dict)  # listing -> push round trips
 
     def __post_init__(self) -> None:
         self.listings: dict[str, Listing] = listings_of(self.catalog)
@@ -58,7 +68,8 @@ class SyncState:
         pool.changed_at = max(pool.changed_at, at)
         return pool.sku
 
-    def on_placed(self, order: dict, at: int) -> set[str]:
+    def on_placed(self, order: dict, at: int, seen_at: int | None = None) -> set[str]:
+        """``at``: when the order reached Kafka; ``seen_at``: when we read it (default ``at``)."""
         order_id, channel = order["order_id"], order["channel"]
         if order_id in self.orders or channel not in self.catalog.channels:
             return set()  # a redelivery, or a channel this catalog does not know
@@ -68,6 +79,11 @@ class SyncState:
                 units[line["sku"]] = units.get(line["sku"], 0) + line["qty"]
         self.orders[order_id] = OpenOrder(channel, units, at)
         listing = self.listing_of.get(channel)
+        if listing:
+            self.recent_sales.setdefault(listing, deque()).append((at, sum(units.values())))
+            seen = at if seen_at is None else seen_at
+            delay = min(60_000, max(0, seen - order.get("placed_at", seen)))  # platform clocks may be off
+            self.intake_ms.setdefault(listing, deque(maxlen=SAMPLES)).append(delay)
         for sku, qty in units.items():
             pool = self.pool(sku)
             pool.in_flight[channel] = pool.in_flight.get(channel, 0) + qty
@@ -103,11 +119,29 @@ class SyncState:
                 changed.add(sku)
         return changed
 
-    def plan(self, sku: str) -> list[Push]:
+    def pushed(self, listing: str, round_trip_ms: float) -> None:
+        self.push_ms.setdefault(listing, deque(maxlen=SAMPLES)).append(round_trip_ms)
+
+    def race_margin(self, listing: str, now: int) -> int:
+        """Units ``listing`` may sell that we cannot know of when a push lands: its sales rate
+        times (how late sales reach us + how long a push takes), both at p90."""
+        if listing in self.exact:
+            return 0
+        sales = self.recent_sales.get(listing)
+        while sales and now - sales[0][0] > RATE_WINDOW_MS:
+            sales.popleft()
+        if not sales:
+            return 0
+        per_ms = sum(units for _, units in sales) / RATE_WINDOW_MS
+        window_ms = percentile(list(self.intake_ms.get(listing, ())), 90) + percentile(list(self.push_ms.get(listing, ())), 90)
+        return math.ceil(per_ms * window_ms)
+
+    def plan(self, sku: str, now: int = 0) -> list[Push]:
         pool = self.pools.get(sku)
         if pool is None or pool.seq < 0:
             return []  # nothing known from the engine yet: push nothing
-        return plan(pool, self.listings, self.known.setdefault(sku, {}), self.catalog)
+        margins = {name: self.race_margin(name, now) for name in self.listings} if now else None
+        return plan(pool, self.listings, self.known.setdefault(sku, {}), self.catalog, margins)
 
     def sent(self, push: Push) -> None:
         self.known[push.sku][push.listing].pushing = push.quantity
