@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from lockstock.cli import cli, main  # noqa: F401
-from lockstock.cli import broker, demo, stock, topics, worker  # noqa: F401  (register commands)
+from lockstock.cli import broker, connectors, demo, stock, topics, worker  # noqa: F401  (register commands)
 from lockstock.cli.stock import parse_eta, parse_pairs
 from lockstock.errors import SettingsError
 
@@ -28,6 +28,10 @@ from lockstock.errors import SettingsError
     (["stock", "adjust", "--help"], "--reason"),
     (["stock", "limit", "--help"], "--per-buyer"),
     (["channel", "pause", "--help"], "--sku"),
+    (["gateway", "--help"], "LOCKSTOCK_SHOPIFY_SECRET"),
+    (["gateway", "--help"], "--port"),
+    (["sync", "--help"], "--settle-ms"),
+    (["sync", "--help"], "LOCKSTOCK_AMAZON_ACCESS_TOKEN"),
 ])
 def test_help_texts(command, expected):
     result = CliRunner().invoke(cli, command)
@@ -58,6 +62,11 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     (["worker"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
     (["topics", "list"], {"LOCKSTOCK_PARTITIONS": "0"}, "partitions must be >= 1"),
     (["demo", "--orders", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--orders must be >= 100"),
+    (["gateway", "--port", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--port must be >= 1"),
+    (["gateway"], {"KAFKA_BOOTSTRAP_SERVERS": ""}, "cannot serve webhooks on a throwaway embedded broker"),
+    (["sync", "--max-attempts", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--max-attempts must be >= 1"),
+    (["sync", "--settle-ms", "-5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--settle-ms must be >= 0"),
+    (["sync"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
     (["demo", "--seconds", "5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--seconds must be >= 10"),
     (["stock", "set", "SKU-1", "--total", "3000", "--regions", "US=1200,EU=1000,SEA=800", "--flex-pct", "20"],
      {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "= 3600, more than the 3000 units that exist"),

@@ -15,19 +15,22 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from connectors.amazon import AWS_CREDENTIAL_ENV
+from connectors.base import REGISTRY
+from connectors.config import load_adapters
+
 from lockstock.settings import ENV, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
-LOCKSTOCK_SERVICES = ("init", "worker", "gateway")
-GATEWAY_SECRETS = (
-    "LOCKSTOCK_SHOPIFY_SECRET",
-    "LOCKSTOCK_TIKTOK_SECRET",
-    "LOCKSTOCK_SHOPEE_PARTNER_KEY",
-    "LOCKSTOCK_GENERIC_SECRET",
-)
+LOCKSTOCK_SERVICES = ("init", "worker", "gateway", "sync")
+load_adapters()
+# What the connectors read, from the adapters themselves (webhook secrets, API credentials, AWS).
+GATEWAY_SECRETS = tuple(sorted({cls.secret_env for cls in REGISTRY.webhooks.values()}))
+CONNECTOR_CREDENTIALS = ({v for cls in REGISTRY.pushers.values() for v in cls.credential_env.values()}
+                         | set(AWS_CREDENTIAL_ENV.values()))
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|(^|_)KEY($|_)")
 # ${VAR}, ${VAR:-}, ${VAR-}, ${VAR:?message}: taken from the host, never a literal value.
 SUBSTITUTION = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(:?-|(:?\?[^}]*))?\}$")
@@ -246,7 +249,7 @@ def test_gateway_health_check_and_port_match_its_command(compose):
 
 
 def test_lockstock_services_set_only_known_variables(compose):
-    known = set(ENV.values()) | set(GATEWAY_SECRETS)
+    known = set(ENV.values()) | set(GATEWAY_SECRETS) | CONNECTOR_CREDENTIALS
     for name in LOCKSTOCK_SERVICES:
         for variable in env_of(service(compose, name)):
             if variable.startswith("LOCKSTOCK_") or variable in ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL"):

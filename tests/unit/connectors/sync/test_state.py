@@ -85,3 +85,32 @@ def test_orders_never_decided_are_forgotten_and_counted():
     assert state.settle(5000) == set()
     assert state.settle(11_001) == {"A", "B"}
     assert state.stale_in_flight == 1 and state.orders == {}
+
+
+def test_race_margin_is_sales_rate_times_intake_delay_plus_push_time():
+    state = fed()
+    for i in range(20):  # 20 units in 10 s on TikTok, each seen 300 ms after the platform sold it
+        order = placed(f"t{i}", "tiktok-us", ("A", 1))
+        order["placed_at"] = 10_000 + i * 500
+        state.on_placed(order, at=order["placed_at"] + 300, seen_at=order["placed_at"] + 300)
+    for _ in range(10):
+        state.pushed("tiktok-us", 200.0)
+    now = 10_000 + 19 * 500 + 300
+    assert state.race_margin("tiktok-us", now) == 1  # 2 units/s x 0.5 s
+    state.exact = {"tiktok-us"}
+    assert state.race_margin("tiktok-us", now) == 0  # compare-and-set needs none
+    state.exact = set()
+    assert state.race_margin("tiktok-us", now + 60_000) == 0  # quiet again: the rate window emptied
+    assert state.race_margin("shopify", now) == 0  # no sales, no margin
+
+
+def test_the_race_margin_lowers_the_listings_lease_beyond_its_buffer():
+    state = fed()
+    before = {p.listing: p.quantity for p in state.plan("A", now=1)}
+    for i in range(40):
+        order = placed(f"t{i}", "tiktok-us", ("B", 1))  # another SKU: A's pool is unchanged
+        order["placed_at"] = 1000
+        state.on_placed(order, at=2000, seen_at=2000)  # 1 s late
+    after = {p.listing: p.quantity for p in state.plan("A", now=2000)}
+    assert before["tiktok-us"] - after["tiktok-us"] == 4  # 40 units / 10 s x 1 s
+    assert before["shopify"] == after["shopify"]
