@@ -74,7 +74,6 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -85,6 +84,7 @@ from connectors.base import (
     StockPusher, channel_by_account, order_event, order_placed, status_outcome, stock_pusher,
 )
 from connectors.config import section
+from connectors.payload import is_whole, iso_epoch_ms, required_text, utf8_json_object
 from lockstock.catalog import Catalog, Channel
 from lockstock.errors import SettingsError
 
@@ -304,29 +304,29 @@ class AmazonNotifications:
         self.settings = dict(settings or {})
 
     def intake(self, body: bytes) -> Intake:
-        doc = _json_object(body, "SQS message body")
+        doc = utf8_json_object(body, "SQS message body")
         if "Type" in doc and "NotificationType" not in doc:  # an SNS envelope
             if doc.get("Type") != "Notification":
-                return Intake(_text(doc.get("MessageId"), "SNS MessageId"),
+                return Intake(required_text(doc.get("MessageId"), "SNS MessageId"),
                               ignored=f"SNS message of type {doc.get('Type')!r}, not a notification")
             message = doc.get("Message")
             if not isinstance(message, str):
                 raise PayloadError("SNS envelope has no Message string")
-            doc = _json_object(message.encode(), "SNS Message")
+            doc = utf8_json_object(message.encode(), "SNS Message")
         metadata = _object(doc.get("NotificationMetadata"), "NotificationMetadata")
-        delivery_id = _text(metadata.get("NotificationId"), "NotificationMetadata.NotificationId")
+        delivery_id = required_text(metadata.get("NotificationId"), "NotificationMetadata.NotificationId")
         kind = doc.get("NotificationType")
         if kind != "ORDER_CHANGE":
             return Intake(delivery_id, ignored=f"notification type {kind!r} is not ORDER_CHANGE")
         change = _object(_object(doc.get("Payload"), "Payload").get("OrderChangeNotification"),
                          "Payload.OrderChangeNotification")
-        order = _text(change.get("AmazonOrderId"), "AmazonOrderId")
+        order = required_text(change.get("AmazonOrderId"), "AmazonOrderId")
         summary = _object(change.get("Summary"), f"order {order}: Summary")
-        status = _text(summary.get("OrderStatus"), f"order {order}: Summary.OrderStatus")
+        status = required_text(summary.get("OrderStatus"), f"order {order}: Summary.OrderStatus")
         if status not in ACTED_ON:
             return Intake(delivery_id, ignored=f"order {order} is {status}; lockstock acts on {', '.join(ACTED_ON)}")
-        channel = channel_by_account(self.catalog, PLATFORM, _text(summary.get("MarketplaceId"),
-                                                                   f"order {order}: Summary.MarketplaceId"))
+        marketplace = required_text(summary.get("MarketplaceId"), f"order {order}: Summary.MarketplaceId")
+        channel = channel_by_account(self.catalog, PLATFORM, marketplace)
         trigger = change.get("OrderChangeTrigger") if isinstance(change.get("OrderChangeTrigger"), dict) else {}
         records: list[Emit] = []
         if status in ("Pending", "Unshipped"):
@@ -344,35 +344,15 @@ class AmazonNotifications:
         return Intake(delivery_id, tuple(records))
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"{what} is not UTF-8 JSON: {exc}") from None
-    return _object(doc, what)
-
-
 def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PayloadError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value
 
 
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PayloadError(f"{what} is missing or not a non-empty string (got {value!r})")
-    return value.strip()
-
-
 def _iso_ms(value: Any, what: str) -> int:
-    text = _text(value, what)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise PayloadError(f"{what} {text!r} is not an ISO-8601 timestamp") from None
-    if moment.tzinfo is None:
-        raise PayloadError(f"{what} {text!r} has no time zone")
-    return int(moment.timestamp() * 1000)
+    text = required_text(value, what)
+    return iso_epoch_ms(text, f"{what} {text!r} is not an ISO-8601 timestamp", f"{what} {text!r} has no time zone")
 
 
 def _occurred_at(trigger: dict, metadata: dict, doc: dict, order: str) -> int:
@@ -391,9 +371,9 @@ def _lines(items: Any, order: str) -> list[tuple[str, int]]:
     units: dict[str, int] = {}
     for item in items:
         item = _object(item, f"order {order}: an OrderItems entry")
-        sku = _text(item.get("SellerSKU"), f"order {order}: OrderItems[].SellerSKU")
+        sku = required_text(item.get("SellerSKU"), f"order {order}: OrderItems[].SellerSKU")
         qty = item.get("Quantity")
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+        if not is_whole(qty) or qty < 0:
             raise PayloadError(f"order {order}: item {sku} has Quantity {qty!r}; expected a whole number >= 0")
         if qty:
             units[sku] = units.get(sku, 0) + qty

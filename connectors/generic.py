@@ -50,6 +50,7 @@ from connectors.base import (
     ApiCall, CallOutcome, Emit, Intake, NotConfigured, PayloadError, PushResult, StockPush, StockPusher,
     Webhook, WebhookAdapter, order_event, order_placed, status_outcome, stock_pusher, webhook_adapter,
 )
+from connectors.payload import is_whole, iso_epoch_ms, required_text, utf8_json_object
 from connectors.signatures import generic_signature, verify_generic
 from lockstock.catalog import Catalog, Channel
 
@@ -67,12 +68,12 @@ class GenericWebhooks(WebhookAdapter):
         verify_generic(self.secret, hook.headers, hook.body, now_s)
 
     def intake(self, hook: Webhook) -> Intake:
-        doc = _json_object(hook.body)
-        event_id = _text(doc.get("event_id"), "event_id")
+        doc = utf8_json_object(hook.body, "body")
+        event_id = required_text(doc.get("event_id"), "event_id")
         if len(event_id) > 200:
             raise PayloadError("event_id is longer than 200 characters")
         kind = doc.get("type")
-        if kind != "order.created" and kind not in EVENT_TYPES:
+        if not isinstance(kind, str) or (kind != "order.created" and kind not in EVENT_TYPES):
             raise PayloadError(f"type {kind!r} is not one of order.created, {', '.join(EVENT_TYPES)}")
         order = doc.get("order")
         if not isinstance(order, dict):
@@ -105,9 +106,9 @@ class GenericWebhooks(WebhookAdapter):
             if not isinstance(line, dict):
                 raise PayloadError(f"order {order_id}: each line must be an object with sku and qty")
             sku, qty = line.get("sku"), line.get("qty")
-            if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+            if not is_whole(qty) or qty <= 0:
                 raise PayloadError(f"order {order_id}: line {sku!r} has qty {qty!r}; expected a whole number > 0")
-            sku = _text(sku, f"order {order_id}: lines[].sku")
+            sku = required_text(sku, f"order {order_id}: lines[].sku")
             units[sku] = units.get(sku, 0) + qty
         buyer = order.get("buyer_id")
         if isinstance(buyer, bool) or not isinstance(buyer, (str, int)) or not str(buyer).strip():
@@ -128,24 +129,8 @@ class GenericWebhooks(WebhookAdapter):
         return channel.id
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"body is not UTF-8 JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise PayloadError(f"body must be a JSON object, got {type(doc).__name__}")
-    return doc
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PayloadError(f"{what} is missing or not a non-empty string (got {value!r})")
-    return value.strip()
-
-
 def _optional_text(value: Any, what: str) -> str | None:
-    return None if value is None or value == "" else _text(value, what)
+    return None if value is None or value == "" else required_text(value, what)
 
 
 def _order_id(value: Any) -> str:
@@ -156,19 +141,14 @@ def _order_id(value: Any) -> str:
 
 def _epoch_ms(value: Any, what: str) -> int:
     """ISO-8601 with a zone, or epoch milliseconds (seconds are refused: a 1000x mistake)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_whole(value):
         if not 10**11 <= value < 10**14:
             raise PayloadError(f"{what} {value} is not epoch milliseconds (seconds? send ms)")
         return value
     if not isinstance(value, str) or not value.strip():
         raise PayloadError(f"{what} is missing: ISO-8601 with a time zone, or epoch milliseconds")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise PayloadError(f"{what} {value!r} is not ISO-8601") from None
-    if moment.tzinfo is None:
-        raise PayloadError(f"{what} {value!r} has no time zone (add Z or +hh:mm)")
-    return int(moment.timestamp() * 1000)
+    return iso_epoch_ms(value.strip(), f"{what} {value!r} is not ISO-8601",
+                        f"{what} {value!r} has no time zone (add Z or +hh:mm)")
 
 
 @stock_pusher

@@ -41,18 +41,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import replace
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
 from connectors.base import (
-    ApiCall, CallOutcome, Emit, Intake, NotConfigured, PayloadError, PushResult, StockPush, StockPusher,
-    Webhook, WebhookAdapter, channel_by_account, order_event, order_placed, status_outcome, stock_pusher,
-    webhook_adapter,
+    ApiCall, CallOutcome, Intake, NotConfigured, PayloadError, PushResult, StockPush, StockPusher, Webhook,
+    WebhookAdapter, channel_by_account, status_outcome, stock_pusher, webhook_adapter,
+)
+from connectors.payload import (
+    add_line, batches_by_listing, fail_all, identifier, is_whole, load_object, mapping, order_status,
+    refuse_unlisted, status_records, text, unix_seconds,
 )
 from connectors.signatures import verify_shopee
-# The JSON-shape helpers are shared with the TikTok adapter (same rules for every platform).
-from connectors.tiktok import add_line, identifier, is_whole, load_object, mapping, text, unix_seconds
 from lockstock.catalog import Catalog, Channel
 
 PLATFORM = "shopee"
@@ -102,13 +102,12 @@ class ShopeeWebhooks(WebhookAdapter):
         channel = channel_by_account(self.catalog, PLATFORM, shop_id)
         data = mapping(push.get("data"), "data")
         ordersn = identifier(data.get("ordersn"), "data.ordersn")
-        status = text(data.get("status"))
-        if status is None:
-            raise PayloadError(f"order {ordersn}: data.status is missing")
-        status = status.upper()
+        status = order_status(data, "status", ordersn)
         changed_s = unix_seconds(data.get("update_time"), "data.update_time")
         delivery = f"{shop_id}:{ordersn}:{status}:{changed_s}"
-        records = self._records(channel, ordersn, status, changed_s, data)
+        lines = item_lines(data.get("item_list") or data.get("items"), ordersn) if status in PLACING_STATUSES else []
+        records = status_records(PLATFORM, channel, ordersn, changed_s, data, lines=lines, buyer_key="buyer_user_id",
+                                 event=EVENT_OF_STATUS.get(status))
         if records:
             return Intake(delivery, records)
         if status in PLACING_STATUSES:
@@ -119,24 +118,6 @@ class ShopeeWebhooks(WebhookAdapter):
         else:
             why = f"status {status} needs no action"
         return Intake(delivery, (), ignored=why)
-
-    def _records(self, channel: str, ordersn: str, status: str, changed_s: int, data: dict) -> tuple[Emit, ...]:
-        records: list[Emit] = []
-        if status in PLACING_STATUSES:
-            lines = item_lines(data.get("item_list") or data.get("items"), ordersn)
-            if lines:
-                buyer = identifier(data["buyer_user_id"], "data.buyer_user_id") \
-                    if data.get("buyer_user_id") not in (None, "") else ""
-                created = data.get("create_time", changed_s)
-                records.append(order_placed(
-                    PLATFORM, ordersn, channel, f"{PLATFORM}:{buyer}" if buyer else "",
-                    unix_seconds(created, "data.create_time") * 1000, lines))
-        event = EVENT_OF_STATUS.get(status)
-        if event:
-            reason = text(data.get("cancel_reason")) if event == "CANCELLED" else None
-            records.append(order_event(PLATFORM, ordersn, channel, event, f"{ordersn}:{event}",
-                                       changed_s * 1000, reason=reason))
-        return tuple(records)
 
 
 def item_lines(raw: Any, ordersn: str) -> list[tuple[str, int]]:
@@ -211,21 +192,10 @@ class ShopeeStockPusher(StockPusher):
 
     def build_calls(self, channel: Channel, pushes: Sequence[StockPush], now_s: float) -> list[ApiCall]:
         shop_id, location, skus = self._ids(channel)
-        by_item: dict[int, dict[str, StockPush]] = {}
-        unlisted: dict[str, StockPush] = {}
-        for push in pushes:  # a SKU pushed twice: the later push wins (and is the one answered)
-            ids = skus.get(push.sku)
-            if ids is None:
-                unlisted[push.sku] = push
-            else:
-                by_item.setdefault(ids[0], {})[push.sku] = push
-        calls = []
-        for item_id, latest in by_item.items():
-            entries = list(latest.values())
-            for start in range(0, len(entries), self.max_batch):
-                calls.append(self._call(shop_id, location, item_id, entries[start:start + self.max_batch], skus, now_s))
+        batches, unlisted = batches_by_listing(pushes, skus, self.max_batch)
+        calls = [self._call(shop_id, location, item_id, batch, skus, now_s) for item_id, batch in batches]
         if unlisted and calls:
-            calls[0].pushes += tuple(unlisted.values())
+            calls[0].pushes += unlisted
         return calls
 
     def _call(self, shop_id: str, location: str | None, item_id: int, pushes: list[StockPush],
@@ -244,12 +214,8 @@ class ShopeeStockPusher(StockPusher):
 
     def parse_response(self, call: ApiCall, status: int, headers: Mapping[str, str], body: bytes) -> CallOutcome:
         model_ids = {p.sku: ids[1] for p in call.pushes if (ids := self._listing(p)) is not None}
-        sent = replace(call, pushes=tuple(p for p in call.pushes if p.sku in model_ids))
-        outcome = self._outcome(sent, model_ids, status, headers, body)
-        unlisted = tuple(PushResult(p, ok=False, reason=f"{p.sku} is not listed on {p.channel} "
-                                    "(no connector.skus entry with its item_id and model_id)")
-                         for p in call.pushes if p.sku not in model_ids)
-        return replace(outcome, results=outcome.results + unlisted)
+        return refuse_unlisted(call, model_ids, lambda sent: self._outcome(sent, model_ids, status, headers, body),
+                               "item_id and model_id")
 
     def _listing(self, push: StockPush) -> tuple[int, int] | None:
         channel = self.catalog.channels.get(push.channel)
@@ -269,11 +235,11 @@ class ShopeeStockPusher(StockPusher):
             return shared
         if error:
             retryable = any(marker in error.lower() for marker in RETRY_MARKERS)
-            return _all(call, retryable, f"Shopee {error}: {str(payload.get('message') or '')[:200]}")
+            return fail_all(call, retryable, f"Shopee {error}: {str(payload.get('message') or '')[:200]}")
         answer = payload.get("response")
         if not isinstance(answer, dict):
             # Unreadable 2xx: setting an absolute stock again is harmless, so retry.
-            return _all(call, True, f"unreadable Shopee answer: {body[:120]!r}")
+            return fail_all(call, True, f"unreadable Shopee answer: {body[:120]!r}")
         refused = _by_model(answer.get("failure_list"),
                             lambda f: f"Shopee refused: {str(f.get('failed_reason'))[:200]}")
         applied = _by_model(answer.get("success_list"), lambda s: "")
@@ -297,6 +263,3 @@ def _by_model(entries: Any, describe: Any) -> dict[int, str]:
             found[entry["model_id"]] = describe(entry)
     return found
 
-
-def _all(call: ApiCall, retryable: bool, reason: str) -> CallOutcome:
-    return CallOutcome(tuple(PushResult(p, ok=False, retryable=retryable, reason=reason) for p in call.pushes))

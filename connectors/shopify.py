@@ -61,7 +61,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from connectors.base import (
@@ -69,6 +68,7 @@ from connectors.base import (
     StockPusher, Webhook, WebhookAdapter, channel_by_account, order_event, order_placed, status_outcome,
     stock_pusher, webhook_adapter,
 )
+from connectors.payload import is_whole, iso_epoch_ms
 from connectors.signatures import verify_shopify
 from lockstock.catalog import Catalog, Channel
 
@@ -112,13 +112,8 @@ def iso_ms(value: Any, what: str) -> int:
     """Epoch ms of an ISO 8601 timestamp that carries its offset (Shopify always sends one)."""
     if not isinstance(value, str):
         raise PayloadError(f"{what} {value!r} is not an ISO 8601 timestamp")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise PayloadError(f"{what} {value!r} is not an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        raise PayloadError(f"{what} {value!r} has no UTC offset")
-    return int(moment.timestamp() * 1000)
+    return iso_epoch_ms(value.strip(), f"{what} {value!r} is not an ISO 8601 timestamp",
+                        f"{what} {value!r} has no UTC offset")
 
 
 # ---- inbound ------------------------------------------------------------------------------------
@@ -221,7 +216,7 @@ def _json_object(body: bytes) -> dict:
 
 def _order_number(order: dict) -> str:
     value = order.get("id")
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if is_whole(value) and value > 0:
         return str(value)
     if isinstance(value, str) and value.strip().isdigit():
         return value.strip()

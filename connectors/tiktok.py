@@ -40,14 +40,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import replace
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
 from connectors.base import (
-    ApiCall, CallOutcome, Emit, Intake, NotConfigured, PayloadError, PushResult, StockPush, StockPusher,
-    Webhook, WebhookAdapter, channel_by_account, order_event, order_placed, status_outcome, stock_pusher,
-    webhook_adapter,
+    ApiCall, CallOutcome, Intake, NotConfigured, PayloadError, PushResult, StockPush, StockPusher, Webhook,
+    WebhookAdapter, channel_by_account, status_outcome, stock_pusher, webhook_adapter,
+)
+from connectors.payload import (
+    add_line, batches_by_listing, fail_all, identifier, is_whole, load_object, mapping, order_status,
+    refuse_unlisted, status_records, text, unix_seconds,
 )
 from connectors.signatures import verify_tiktok
 from lockstock.catalog import Catalog, Channel
@@ -69,63 +71,6 @@ EVENT_OF_STATUS = {
     "ON_HOLD": "PAID", "AWAITING_SHIPMENT": "PAID", "CANCELLED": "CANCELLED",
     "IN_TRANSIT": "SHIPPED", "DELIVERED": "SHIPPED", "COMPLETED": "SHIPPED",
 }
-MAX_SECONDS = 10**11  # a Unix time in seconds; anything larger is milliseconds or garbage
-MAX_UNITS = 2**31 - 1  # OrderLine.qty is an Avro int
-
-
-# ---- shared parsing --------------------------------------------------------------------------
-def load_object(body: bytes, what: str) -> dict[str, Any]:
-    """The JSON object in ``body``; PayloadError for anything else (bytes, list, number, ...)."""
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PayloadError(f"{what} body is not UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"{what} body is not JSON: {str(exc)[:80]}") from None
-    if not isinstance(payload, dict):
-        raise PayloadError(f"{what} body is a JSON {type(payload).__name__}, expected an object")
-    return payload
-
-
-def is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def identifier(value: Any, where: str) -> str:
-    """A platform id, which TikTok and Shopee send as a string or a number."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if is_whole(value):
-        return str(value)
-    raise PayloadError(f"{where} is missing or not an id: {value!r}"[:200])
-
-
-def unix_seconds(value: Any, where: str) -> int:
-    if not is_whole(value) or not 0 < value < MAX_SECONDS:
-        raise PayloadError(f"{where} must be a Unix time in seconds, got {value!r}"[:200])
-    return value
-
-
-def mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise PayloadError(f"{where} must be an object, got {type(value).__name__}")
-    return value
-
-
-def text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def add_line(totals: dict[str, int], sku: Any, qty: Any, where: str) -> None:
-    """Add one line to the per-SKU totals (a SKU listed twice is one line with both quantities)."""
-    if not isinstance(sku, str) or not sku.strip():
-        raise PayloadError(f"{where} has no seller SKU")
-    if not is_whole(qty) or qty <= 0:
-        raise PayloadError(f"{where} ({sku.strip()}) has quantity {qty!r}; expected a whole number > 0"[:200])
-    total = totals.get(sku.strip(), 0) + qty
-    if total > MAX_UNITS:
-        raise PayloadError(f"{where} ({sku.strip()}) adds up to {total} units, more than an order line can hold")
-    totals[sku.strip()] = total
 
 
 # ---- inbound ---------------------------------------------------------------------------------
@@ -165,13 +110,12 @@ class TikTokWebhooks(WebhookAdapter):
         channel = channel_by_account(self.catalog, PLATFORM, identifier(envelope.get("shop_id"), "shop_id"))
         data = mapping(envelope.get("data"), "data")
         order_id = identifier(data.get("order_id"), "data.order_id")
-        status = text(data.get("order_status"))
-        if status is None:
-            raise PayloadError(f"order {order_id}: data.order_status is missing")
-        status = status.upper()
+        status = order_status(data, "order_status", order_id)
         changed_s = unix_seconds(data.get("update_time", envelope.get("timestamp")), "data.update_time")
         delivery = notification or f"{order_id}:{status}:{changed_s}"
-        records = self._records(channel, order_id, status, changed_s, data)
+        lines = line_items(data.get("line_items"), order_id) if status in PLACING_STATUSES else []
+        records = status_records(PLATFORM, channel, order_id, changed_s, data, lines=lines, buyer_key="user_id",
+                                 event=EVENT_OF_STATUS.get(status))
         if records:
             return Intake(delivery, records)
         if status in PLACING_STATUSES:
@@ -180,23 +124,6 @@ class TikTokWebhooks(WebhookAdapter):
         else:
             why = f"status {status} needs no action"
         return Intake(delivery, (), ignored=why)
-
-    def _records(self, channel: str, order_id: str, status: str, changed_s: int, data: dict) -> tuple[Emit, ...]:
-        records: list[Emit] = []
-        if status in PLACING_STATUSES:
-            lines = line_items(data.get("line_items"), order_id)
-            if lines:
-                buyer = identifier(data["user_id"], "data.user_id") if data.get("user_id") not in (None, "") else ""
-                created = data.get("create_time", changed_s)
-                records.append(order_placed(
-                    PLATFORM, order_id, channel, f"{PLATFORM}:{buyer}" if buyer else "",
-                    unix_seconds(created, "data.create_time") * 1000, lines))
-        event = EVENT_OF_STATUS.get(status)
-        if event:
-            reason = text(data.get("cancel_reason")) if event == "CANCELLED" else None
-            records.append(order_event(PLATFORM, order_id, channel, event, f"{order_id}:{event}",
-                                       changed_s * 1000, reason=reason))
-        return tuple(records)
 
 
 def line_items(raw: Any, order_id: str) -> list[tuple[str, int]]:
@@ -273,22 +200,10 @@ class TikTokStockPusher(StockPusher):
 
     def build_calls(self, channel: Channel, pushes: Sequence[StockPush], now_s: float) -> list[ApiCall]:
         cipher, warehouse, skus = self._ids(channel)
-        by_product: dict[str, dict[str, StockPush]] = {}
-        unlisted: dict[str, StockPush] = {}
-        for push in pushes:  # a SKU pushed twice: the later push wins (and is the one answered)
-            ids = skus.get(push.sku)
-            if ids is None:
-                unlisted[push.sku] = push
-            else:
-                by_product.setdefault(ids[0], {})[push.sku] = push
-        calls = []
-        for product_id, latest in by_product.items():
-            entries = list(latest.values())
-            for start in range(0, len(entries), self.max_batch):
-                calls.append(self._call(product_id, entries[start:start + self.max_batch], skus, cipher,
-                                        warehouse, now_s))
+        batches, unlisted = batches_by_listing(pushes, skus, self.max_batch)
+        calls = [self._call(product_id, batch, skus, cipher, warehouse, now_s) for product_id, batch in batches]
         if unlisted and calls:
-            calls[0].pushes += tuple(unlisted.values())
+            calls[0].pushes += unlisted
         return calls
 
     def _call(self, product_id: str, pushes: list[StockPush], skus: dict[str, tuple[str, str]], cipher: str,
@@ -306,12 +221,8 @@ class TikTokStockPusher(StockPusher):
 
     def parse_response(self, call: ApiCall, status: int, headers: Mapping[str, str], body: bytes) -> CallOutcome:
         sku_ids = {p.sku: ids[1] for p in call.pushes if (ids := self._listing(p)) is not None}
-        sent = replace(call, pushes=tuple(p for p in call.pushes if p.sku in sku_ids))
-        outcome = self._outcome(sent, sku_ids, status, headers, body)
-        unlisted = tuple(PushResult(p, ok=False, reason=f"{p.sku} is not listed on {p.channel} "
-                                    "(no connector.skus entry with its product_id and sku_id)")
-                         for p in call.pushes if p.sku not in sku_ids)
-        return replace(outcome, results=outcome.results + unlisted)
+        return refuse_unlisted(call, sku_ids, lambda sent: self._outcome(sent, sku_ids, status, headers, body),
+                               "product_id and sku_id")
 
     def _listing(self, push: StockPush) -> tuple[str, str] | None:
         channel = self.catalog.channels.get(push.channel)
@@ -331,7 +242,7 @@ class TikTokStockPusher(StockPusher):
             return shared
         if not is_whole(code):
             # Unreadable 2xx: setting an absolute quantity again is harmless, so retry.
-            return _all(call, retryable=True, reason=f"unreadable TikTok Shop answer: {body[:120]!r}")
+            return fail_all(call, retryable=True, reason=f"unreadable TikTok Shop answer: {body[:120]!r}")
         refused = sku_errors(payload.get("data"))
         if code == 0:
             return CallOutcome(tuple(
@@ -359,6 +270,3 @@ def sku_errors(data: Any) -> dict[str, str]:
             refused[str(sku_id)] = f"TikTok Shop code {error.get('code')}: {str(error.get('message') or '')[:200]}"
     return refused
 
-
-def _all(call: ApiCall, retryable: bool, reason: str) -> CallOutcome:
-    return CallOutcome(tuple(PushResult(p, ok=False, retryable=retryable, reason=reason) for p in call.pushes))

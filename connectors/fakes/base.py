@@ -107,7 +107,12 @@ class FakeMarketplace(ABC):
 
     async def _post_webhook(self, sale: Sale, attempts: int = 8) -> bool:
         path, headers, body = self.order_webhook(sale)
-        assert self._session is not None
+        return await self.post_to_gateway(path, headers, body, attempts)
+
+    async def post_to_gateway(self, path: str, headers: dict[str, str], body: bytes, attempts: int = 8) -> bool:
+        """POST one webhook delivery to the gateway, retrying with backoff like the platforms do
+        (non-2xx answers and unreachable gateways are counted); True once answered 2xx."""
+        assert self._session is not None, "start() first"
         for attempt in range(attempts):
             try:
                 async with self._session.post(self.gateway_url + path, data=body, headers=headers) as response:

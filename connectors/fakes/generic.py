@@ -11,16 +11,13 @@ is ``{"accepted": [...], "rejected": [{"sku", "reason"}]}``. Sales post a signed
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from connectors.fakes.base import FakeMarketplace, Sale, _free_port
+from connectors.fakes.base import FakeMarketplace, Sale
 from connectors.generic import MAX_UPDATES
 from connectors.signatures import REPLAY_WINDOW_S, SignatureError, generic_signature, verify_generic
 
@@ -43,34 +40,6 @@ class FakeGenericSite(FakeMarketplace):
         super().__init__(gateway_url=gateway_url, rate_capacity=rate_capacity, rate_per_s=rate_per_s)
         self.secret, self.window_s = secret, window_s
         self.reject_skus: dict[str, str] = {}  # sku -> reason the site gives
-
-    def start(self, host: str = "127.0.0.1") -> "FakeGenericSite":
-        """The base's start, except that the client session is made on the running loop: aiohttp
-        3.10+ refuses a ClientSession built outside one, so the base's start dies with "no running
-        event loop". Drop this override once fakes/base.py makes its session inside the loop."""
-        ready, port = threading.Event(), _free_port(host)
-        self.url = f"http://{host}:{port}"
-
-        async def session() -> aiohttp.ClientSession:
-            return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-
-        def serve() -> None:
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
-            app = web.Application()
-            app.add_routes(self.routes())
-            self._runner = web.AppRunner(app, access_log=None)
-            self.loop.run_until_complete(self._runner.setup())
-            self.loop.run_until_complete(web.TCPSite(self._runner, host, port).start())
-            self._session = self.loop.run_until_complete(session())
-            ready.set()
-            self.loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name=f"fake-{self.platform}", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError(f"fake {self.platform} did not start")
-        return self
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/stock", self._stock)]

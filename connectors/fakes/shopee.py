@@ -11,18 +11,16 @@ signed with ``Authorization`` = HMAC(partner key, push URL + "|" + body), the pu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any, Mapping
 
-import aiohttp
 from aiohttp import web
 
 from connectors.fakes.base import FakeMarketplace, Sale
+from connectors.payload import is_whole
 from connectors.shopee import MAX_MODELS_PER_CALL, UPDATE_STOCK_PATH, api_sign
 from connectors.signatures import shopee_signature
-from connectors.tiktok import is_whole
 from lockstock.catalog import Catalog
 
 SIGN_WINDOW_S = 300
@@ -142,18 +140,7 @@ class FakeShopee(FakeMarketplace):
     async def deliver_event(self, sale: Sale, status: str, attempts: int = 8) -> bool:
         """Push a later status of ``sale`` (CANCELLED, SHIPPED, ...); True once answered 2xx."""
         path, headers, body = self.status_webhook(sale, status)
-        assert self._session is not None, "start() first"
-        for attempt in range(attempts):
-            try:
-                async with self._session.post(self.gateway_url + path, data=body, headers=headers) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        return True
-                    self.counters[f"webhook_{response.status}"] += 1
-            except aiohttp.ClientError:
-                self.counters["webhook_unreachable"] += 1
-            await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-        return False
+        return await self.post_to_gateway(path, headers, body, attempts)
 
 
 def parse_stock_list(body: bytes) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]]:

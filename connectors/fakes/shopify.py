@@ -11,7 +11,6 @@ which real Shopify leaves out. Sales can come from the online store or from a ch
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
@@ -21,7 +20,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-import aiohttp
 from aiohttp import web
 
 from connectors.fakes.base import FakeMarketplace, Sale
@@ -245,18 +243,7 @@ class FakeShopify(FakeMarketplace):
     async def deliver_event(self, sale: Sale, kind: str, attempts: int = 8) -> bool:
         """Send the order's "paid" / "cancelled" / "fulfilled" webhook, retrying like Shopify."""
         path, headers, body = self._signed(sale, EVENT_TOPICS[kind])
-        assert self._session is not None, "start() first"
-        for attempt in range(attempts):
-            try:
-                async with self._session.post(self.gateway_url + path, data=body, headers=headers) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        return True
-                    self.counters[f"webhook_{response.status}"] += 1
-            except aiohttp.ClientError:
-                self.counters["webhook_unreachable"] += 1
-            await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-        return False
+        return await self.post_to_gateway(path, headers, body, attempts)
 
     def _signed(self, sale: Sale, topic: str) -> tuple[str, dict[str, str], bytes]:
         body = json.dumps(self.order_payload(sale, topic)).encode()

@@ -11,17 +11,16 @@ TikTok's, carrying the order's lines (see connectors/tiktok.py on why lines).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any, Mapping
 
-import aiohttp
 from aiohttp import web
 
 from connectors.fakes.base import FakeMarketplace, Sale
+from connectors.payload import is_whole
 from connectors.signatures import tiktok_signature
-from connectors.tiktok import INVENTORY_PATH, MAX_QUANTITY, TOO_MANY_REQUESTS, api_sign, is_whole
+from connectors.tiktok import INVENTORY_PATH, MAX_QUANTITY, TOO_MANY_REQUESTS, api_sign
 from lockstock.catalog import Catalog
 
 SIGN_WINDOW_S = 300
@@ -140,18 +139,7 @@ class FakeTikTok(FakeMarketplace):
     async def deliver_event(self, sale: Sale, status: str, attempts: int = 8) -> bool:
         """Deliver a later status of ``sale`` (CANCELLED, IN_TRANSIT, ...); True once answered 2xx."""
         path, headers, body = self.status_webhook(sale, status)
-        assert self._session is not None, "start() first"
-        for attempt in range(attempts):
-            try:
-                async with self._session.post(self.gateway_url + path, data=body, headers=headers) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        return True
-                    self.counters[f"webhook_{response.status}"] += 1
-            except aiohttp.ClientError:
-                self.counters["webhook_unreachable"] += 1
-            await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-        return False
+        return await self.post_to_gateway(path, headers, body, attempts)
 
 
 def parse_skus(body: bytes) -> list[tuple[str, int]]:

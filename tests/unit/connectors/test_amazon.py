@@ -33,6 +33,7 @@ from connectors.fakes.amazon import FakeAmazon, sns_envelope
 from connectors.fakes.base import Sale
 from lockstock.catalog import catalog_from_dict
 from lockstock.errors import SettingsError
+from tests.unit.connectors.helpers import execute
 
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
 SELLER = "A3TH9S8BH6GOGM"
@@ -382,15 +383,6 @@ def test_other_answers(status, body_, retryable):
 
 
 # ---- the fake's listings endpoint -------------------------------------------------------------
-
-async def execute(calls):
-    answers = []
-    async with aiohttp.ClientSession() as session:
-        for call in calls:
-            async with session.request(call.method, call.url, data=call.body, headers=call.headers) as response:
-                answers.append((response.status, dict(response.headers), await response.read()))
-    return answers
-
 
 def fake_catalog(fake):
     return make_catalog(base_url=fake.url, queue_url=fake.queue_url, sqs_endpoint=fake.url, region="us-east-1")

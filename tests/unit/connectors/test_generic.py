@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 
-import aiohttp
 import pytest
 
 from connectors.base import REGISTRY, Intake, NotConfigured, PayloadError, StockPush, Webhook
@@ -20,6 +19,7 @@ from connectors.fakes.generic import FakeGenericSite, signed
 from connectors.generic import GenericStockPusher, GenericWebhooks
 from connectors.signatures import SignatureError
 from lockstock.catalog import catalog_from_dict
+from tests.unit.connectors.helpers import execute
 
 SECRET = "own-site"
 TS = 1795000000
@@ -224,15 +224,6 @@ def test_failed_calls(status, headers, body, retryable, throttled, retry_after):
 
 
 # ---- the fake site ----------------------------------------------------------------------------
-
-async def execute(calls):
-    answers = []
-    async with aiohttp.ClientSession() as session:
-        for call in calls:
-            async with session.request(call.method, call.url, data=call.body, headers=call.headers) as response:
-                answers.append((response.status, dict(response.headers), await response.read()))
-    return answers
-
 
 @pytest.fixture
 def site():

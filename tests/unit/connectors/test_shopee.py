@@ -20,8 +20,7 @@ from connectors.fakes.shopee import FakeShopee
 from connectors.shopee import ShopeeStockPusher, ShopeeWebhooks, api_sign
 from connectors.signatures import SignatureError, shopee_signature
 from lockstock.catalog import catalog_from_dict, load_catalog
-# The stand-in gateway and the HTTP sender are shared with the TikTok tests.
-from tests.unit.connectors.test_tiktok import AdapterGateway, send
+from tests.unit.connectors.helpers import AdapterGateway, send, summary, values
 
 PARTNER_ID, KEY, TOKEN = 2001887, "shopee-partner-key", "shopee-token-abc"
 MY_SHOP, TH_SHOP = "600001", "600002"
@@ -99,10 +98,6 @@ DETAIL = {"create_time": 1795000000, "buyer_user_id": 128374651, "item_list": [
 def event(kind: str, reason: str | None = None) -> dict:
     return {"event_id": f"shopee:2512140B9XAB0ST:{kind}", "order_id": "shopee:2512140B9XAB0ST", "type": kind,
             "channel": "shopee-my", "occurred_at": 1795000050000, "warehouse": None, "reason": reason}
-
-
-def values(intake: Intake) -> list[tuple[str, dict]]:
-    return [(r.record, r.value) for r in intake.records]
 
 
 def test_ready_to_ship_with_lines_places_and_pays():
@@ -271,10 +266,6 @@ def two_model_call() -> ApiCall:
 def answer(error: str = "", message: str = "", response: dict | None = None) -> bytes:
     return json.dumps({"error": error, "message": message, "warning": "", "request_id": "r1",
                        **({"response": response} if response is not None else {})}).encode()
-
-
-def summary(outcome) -> list[tuple[str, bool, bool]]:
-    return [(r.push.sku, r.ok, r.retryable) for r in outcome.results]
 
 
 def test_success():

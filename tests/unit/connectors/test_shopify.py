@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from aiohttp import web
@@ -22,6 +20,7 @@ from connectors.fakes.shopify import FakeShopify
 from connectors.shopify import SET_QUANTITIES, ShopifyStockPusher, ShopifyWebhooks
 from connectors.signatures import SignatureError
 from lockstock.catalog import catalog_from_dict
+from tests.unit.connectors.helpers import send
 
 SECRET = "shpss_test_secret"
 TOKEN = "shpat_test_token"
@@ -443,15 +442,6 @@ def test_odd_2xx_answers(body, retryable):
 
 
 # ---- the fake, end to end -----------------------------------------------------------------------
-
-def send(call: ApiCall) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(call.url, data=call.body, headers=call.headers, method=call.method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
 
 @pytest.fixture
 def fake_and_pusher(request):

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 
-from connectors.base import ApiCall, Intake, NotConfigured, PayloadError, StockPush, Webhook, WebhookAdapter
+from connectors.base import ApiCall, Intake, NotConfigured, PayloadError, StockPush, Webhook
 from connectors.config import stock_pushers
-from connectors.fakes.base import FakeMarketplace, Sale
+from connectors.fakes.base import Sale
 from connectors.fakes.tiktok import FakeTikTok
 from connectors.signatures import SignatureError, tiktok_signature
 from connectors.tiktok import TikTokStockPusher, TikTokWebhooks, api_sign
 from lockstock.catalog import catalog_from_dict, load_catalog
+from tests.unit.connectors.helpers import AdapterGateway, send, summary, values
 
 APP_KEY, SECRET, TOKEN = "app-key-123", "tts-secret", "tts-access-token"
 US_SHOP, EU_SHOP = "7494049642642441621", "7494049642642441999"
@@ -109,10 +107,6 @@ LINES = {"create_time": 1795000000, "user_id": "7494560109732334",
 def event(kind: str, reason: str | None = None) -> dict:
     return {"event_id": f"tiktok:576461413038785752:{kind}", "order_id": "tiktok:576461413038785752", "type": kind,
             "channel": "tiktok-us", "occurred_at": 1795000050000, "warehouse": None, "reason": reason}
-
-
-def values(intake) -> list[tuple[str, dict]]:
-    return [(r.record, r.value) for r in intake.records]
 
 
 def test_awaiting_shipment_with_lines_places_and_pays():
@@ -300,10 +294,6 @@ def answer(payload: dict) -> bytes:
     return json.dumps(payload).encode()
 
 
-def summary(outcome) -> list[tuple[str, bool, bool]]:
-    return [(r.push.sku, r.ok, r.retryable) for r in outcome.results]
-
-
 def test_success():
     outcome = pusher().parse_response(two_sku_call(), 200, {}, answer({"code": 0, "message": "Success", "data": {}}))
     assert summary(outcome) == [("TEE-BLK-M", True, False), ("TEE-BLK-L", True, False)] and not outcome.throttled
@@ -349,43 +339,6 @@ def test_failures(status, body, retryable):
 
 
 # ---- the fake, over real HTTP ----------------------------------------------------------------
-class AdapterGateway(FakeMarketplace):
-    """A stand-in gateway: POST /webhooks/<platform> verified and read by the real adapter."""
-
-    platform = "gateway"
-
-    def __init__(self, adapter: WebhookAdapter) -> None:
-        super().__init__()
-        self.adapter, self.intakes = adapter, []
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/webhooks/{platform}", self.receive)]
-
-    def order_webhook(self, sale: Sale):
-        raise NotImplementedError
-
-    async def receive(self, request: web.Request) -> web.Response:
-        hook = Webhook(request.match_info["platform"], str(request.url),
-                       {k.lower(): v for k, v in request.headers.items()}, await request.read(), received_at=0)
-        try:
-            self.adapter.verify(hook, time.time())
-            self.intakes.append(self.adapter.intake(hook))
-        except SignatureError as exc:
-            return web.json_response({"error": str(exc)}, status=401)
-        except PayloadError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"status": "accepted"})
-
-
-def send(call: ApiCall) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(call.url, data=call.body, headers=call.headers, method=call.method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
 @pytest.fixture
 def running():
     gateway = AdapterGateway(adapter()).start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from connectors.sync.leases import ListingSku, Pool, advertised, listings_of, plan, region_budgets
