@@ -55,6 +55,9 @@ class SyncOptions:
     backoff_cap_s: float = 30.0
     cooldown_s: float = 60.0
     request_timeout_s: float = 10.0
+    # Spend at most this share of a platform's budget: requests sent evenly can still arrive
+    # bunched (one waits on a connection, the next does not), and the platform counts arrivals.
+    budget_headroom: float = 0.9
 
 
 @dataclass
@@ -101,7 +104,9 @@ class SyncService:
                 continue
             channel = catalog.channels[name]
             budget = pusher.budget(channel)
-            self.lanes[name] = Lane(channel, pusher, TokenBucket(budget.capacity, budget.refill_per_s))
+            share = options.budget_headroom
+            bucket = TokenBucket(max(1.0, budget.capacity * share), budget.refill_per_s * share)
+            self.lanes[name] = Lane(channel, pusher, bucket)
         self.state.exact = {name for name, lane in self.lanes.items() if lane.pusher.compare_and_set}
         self.dirty: set[str] = set()
         self.inbox: asyncio.Queue = asyncio.Queue()
