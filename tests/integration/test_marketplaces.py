@@ -200,6 +200,7 @@ def test_four_marketplaces_sell_one_pool_without_oversell_or_429(stack):
         watcher.wait_for(lambda: expected <= decided(), 60, "a decision for every sale")
         decisions = [v for _, v, _ in watcher.snapshot(topics.orders_decisions) if v["order_id"] in expected]
         status = sync.get_json("/status")[1]
+        gateway_stats = stack["gateway"].get_json("/stats")[1]
     finally:
         watcher.stop()
 
@@ -211,6 +212,7 @@ def test_four_marketplaces_sell_one_pool_without_oversell_or_429(stack):
     report = {"stock": STOCK, "sold_on_fakes": sold, "locked": locked, "sold_by_platform": by_platform,
               "rejected": [(d["order_id"], d["reason"]) for d in rejected], "sync_lag_ms": status["lag_ms"],
               "lag_by_channel": {c: s.get("lag_ms") for c, s in status["channels"].items()},
+              "gateway": gateway_stats,
               "fake_counters": {p: dict(f.counters) for p, f in fakes.items()}}
     print("\nmarketplaces:", json.dumps(report, indent=1))
 
