@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from lockstock.cli import cli, main  # noqa: F401
-from lockstock.cli import broker, connectors, demo, stock, topics, worker  # noqa: F401  (register commands)
+from lockstock.cli import broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (register commands)
 from lockstock.cli.stock import parse_eta, parse_pairs
 from lockstock.errors import SettingsError
 
@@ -32,6 +32,9 @@ from lockstock.errors import SettingsError
     (["gateway", "--help"], "--port"),
     (["sync", "--help"], "--settle-ms"),
     (["sync", "--help"], "LOCKSTOCK_AMAZON_ACCESS_TOKEN"),
+    *[(["loadtest", "--help"], knob) for knob in ("--rate", "--duration", "--shape", "--channels", "--skus",
+                                                   "--stock-per-sku", "--zipf", "--multi-line", "--duplicates",
+                                                   "--cancellations", "--buyers", "--max-qty", "--seed", "--json")],
 ])
 def test_help_texts(command, expected):
     result = CliRunner().invoke(cli, command)
@@ -67,6 +70,10 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     (["sync", "--max-attempts", "0"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--max-attempts must be >= 1"),
     (["sync", "--settle-ms", "-5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--settle-ms must be >= 0"),
     (["sync"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
+    (["loadtest", "--rate", "-5"], {}, "--rate must be between"),
+    (["loadtest", "--multi-line", "1.5"], {}, "--multi-line must be a share between 0 and 1"),
+    (["loadtest", "--duplicates", "lots"], {}, "--duplicates must be a number"),
+    (["loadtest", "--channels", "myspace"], {}, "--channels: myspace not in the catalog"),
     (["demo", "--seconds", "5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--seconds must be >= 10"),
     (["stock", "set", "SKU-1", "--total", "3000", "--regions", "US=1200,EU=1000,SEA=800", "--flex-pct", "20"],
      {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "= 3600, more than the 3000 units that exist"),
