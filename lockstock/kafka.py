@@ -147,7 +147,13 @@ def kafka_for(settings: Settings, *, log_dir: Any = None) -> Iterator[Kafka]:
         return
     from lockstock.broker.embedded import EmbeddedBroker
 
+    import tempfile
+    from pathlib import Path
+
     log_path = (settings.data_dir / "embedded-broker.log") if log_dir is None else log_dir
-    with EmbeddedBroker(log_path=log_path) as broker:
+    # The embedded broker keeps nothing past its run, so neither may the workers' state stores:
+    # RocksDB offsets from an earlier run would be ahead of the new, empty changelogs.
+    with tempfile.TemporaryDirectory(prefix="lockstock-state-") as state, EmbeddedBroker(log_path=log_path) as broker:
         logger.info("no KAFKA_BOOTSTRAP_SERVERS: started the embedded broker on %s", broker.bootstrap)
-        yield Kafka.connect(settings.with_(bootstrap_servers=broker.bootstrap, broker_profile="embedded"))
+        yield Kafka.connect(settings.with_(bootstrap_servers=broker.bootstrap, broker_profile="embedded",
+                                           data_dir=Path(state)))

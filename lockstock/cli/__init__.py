@@ -31,7 +31,7 @@ def cli(log_level: str) -> None:
 
 
 def main() -> None:
-    from lockstock.cli import broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (registers commands)
+    from lockstock.cli import bench, broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (registers commands)
 
     try:
         cli.main(prog_name="lockstock")

@@ -8,6 +8,7 @@ SKUs, orders and buyers carry a run id, so it never touches real stock."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -105,24 +106,64 @@ class LoadRun:
         self.inbox: queue.Queue = queue.Queue()
         self.to_cancel: set[str] = set()
         self.stocked: set[str] = set()
+        self.last_decision_ms = 0  # when the latest first decision was read (epoch ms)
 
     def run(self) -> dict[str, Any]:
-        stop, ready = threading.Event(), threading.Event()
-        reader = threading.Thread(target=self._read, args=(stop, ready), daemon=True)
-        reader.start()
-        if not ready.wait(30):
-            raise SettingsError("could not start reading decisions within 30 s")
-        try:
+        """Offer the profile's rate for its duration; the report once everything settled."""
+        with self._reading():
             self._set_stock()
             started = time.monotonic()
             self._offer(started)
             offered_s = time.monotonic() - started
             self._settle()
             finished = time.monotonic()
+        return self._report(offered_s, finished - started)
+
+    def burst(self, count: int) -> dict[str, Any]:
+        """Saturation: ``count`` orders produced as fast as possible; throughput is the orders
+        (and lines) decided per second from the first send to the last decision."""
+        with self._reading():
+            self._set_stock()
+            started = now_ms()
+            lines = 0
+            for _ in range(count):
+                order, _, _ = self.maker.next_order(now_ms())
+                self._produce(order, twice=False)
+                lines += len(order["lines"])
+                if len(self.tally.sent_at) % 1000 == 0:
+                    self.client.producer.poll(0)
+                    self._pump()
+            self.client.producer.flush(60)
+            self._settle()
+        seconds = max(1e-3, (max(self.last_decision_ms, started) - started) / 1000)
+        summary = self.tally.summary()
+        return {"orders": count, "lines": lines, "seconds": round(seconds, 2), "orders_per_s": round(summary["decided"] / seconds),
+                "lines_per_s": round(lines * summary["decided"] / count / seconds), **summary}
+
+    @contextlib.contextmanager
+    def _reading(self):
+        stop, ready = threading.Event(), threading.Event()
+        reader = threading.Thread(target=self._read, args=(stop, ready), daemon=True)
+        reader.start()
+        if not ready.wait(30):
+            raise SettingsError("could not start reading decisions within 30 s")
+        try:
+            yield
         finally:
             stop.set()
             reader.join(10)
-        return self._report(offered_s, finished - started)
+
+    def _produce(self, order: dict, twice: bool) -> None:
+        topic, producer = self.kafka.topics.orders_placed, self.client.producer
+        payload = self.kafka.codec.encode("OrderPlaced", order, topic=topic)
+        for _ in range(2 if twice else 1):
+            while True:
+                try:
+                    producer.produce(topic, key=order["order_id"].encode(), value=payload)
+                    break
+                except BufferError:  # the local queue is full: let librdkafka send
+                    producer.poll(0.05)
+        self.tally.sent(order)
 
     def _read(self, stop: threading.Event, ready: threading.Event) -> None:
         """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
@@ -154,9 +195,11 @@ class LoadRun:
                 return
             if topic == topics.channels_stock:
                 self.stocked.add(value["sku"])
-            elif self.tally.decided(value, received) and value["status"] == "LOCKED" and value["order_id"] in self.to_cancel:
-                self.client.order_event(value["order_id"], "CANCELLED", channel=value.get("channel") or self.profile.channels[0],
-                                        reason="load test cancellation")
+            elif self.tally.decided(value, received):  # the order's first decision
+                self.last_decision_ms = max(self.last_decision_ms, received)
+                if value["status"] == "LOCKED" and value["order_id"] in self.to_cancel:
+                    self.client.order_event(value["order_id"], "CANCELLED", reason="load test cancellation",
+                                            channel=value.get("channel") or self.profile.channels[0])
 
     def _set_stock(self) -> None:
         for sku in self.maker.sku_names:
@@ -171,7 +214,7 @@ class LoadRun:
                                 "SKU(s) within 60 s: is a worker running?")
 
     def _offer(self, started: float) -> None:
-        topic, codec, producer = self.kafka.topics.orders_placed, self.kafka.codec, self.client.producer
+        producer = self.client.producer
         due, last_t, sent, next_progress = 0.0, 0.0, 0, 1.0
         while True:
             t = time.monotonic() - started
@@ -181,14 +224,7 @@ class LoadRun:
             last_t = t
             while sent < int(due):
                 order, twice, cancel = self.maker.next_order(now_ms())
-                payload = codec.encode("OrderPlaced", order, topic=topic)
-                for _ in range(2 if twice else 1):
-                    try:
-                        producer.produce(topic, key=order["order_id"].encode(), value=payload)
-                    except BufferError:
-                        producer.poll(0.05)
-                        producer.produce(topic, key=order["order_id"].encode(), value=payload)
-                self.tally.sent(order)
+                self._produce(order, twice)
                 if cancel:
                     self.to_cancel.add(order["order_id"])
                 sent += 1

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from lockstock.cli import cli, main  # noqa: F401
-from lockstock.cli import broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (register commands)
+from lockstock.cli import bench, broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (register commands)
 from lockstock.cli.stock import parse_eta, parse_pairs
 from lockstock.errors import SettingsError
 
@@ -32,6 +32,8 @@ from lockstock.errors import SettingsError
     (["gateway", "--help"], "--port"),
     (["sync", "--help"], "--settle-ms"),
     (["sync", "--help"], "LOCKSTOCK_AMAZON_ACCESS_TOKEN"),
+    *[(["bench", "--help"], knob) for knob in ("--workers", "--orders", "--rates", "--rate-seconds",
+                                                "--passthrough-messages", "--json")],
     *[(["loadtest", "--help"], knob) for knob in ("--rate", "--duration", "--shape", "--channels", "--skus",
                                                    "--stock-per-sku", "--zipf", "--multi-line", "--duplicates",
                                                    "--cancellations", "--buyers", "--max-qty", "--seed", "--json")],
@@ -71,6 +73,9 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     (["sync", "--settle-ms", "-5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--settle-ms must be >= 0"),
     (["sync"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"),
     (["loadtest", "--rate", "-5"], {}, "--rate must be between"),
+    (["bench", "--rates", "500,x"], {}, "--rates must be whole numbers"),
+    (["bench", "--workers", "0"], {}, "--workers must be >= 1"),
+    (["bench", "--orders", "5"], {}, "--orders must be >= 1000"),
     (["loadtest", "--multi-line", "1.5"], {}, "--multi-line must be a share between 0 and 1"),
     (["loadtest", "--duplicates", "lots"], {}, "--duplicates must be a number"),
     (["loadtest", "--channels", "myspace"], {}, "--channels: myspace not in the catalog"),

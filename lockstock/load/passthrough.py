@@ -1,0 +1,69 @@
+"""The broker's own ceiling: a plain confluent-kafka consume -> produce loop with no logic and
+librdkafka's default batching, over the same broker and partition count as the pipeline. What
+the lock pipeline reaches is judged against this, not against an absolute number."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from lockstock.errors import BrokerError
+from lockstock.kafka import Kafka
+
+PAYLOAD_BYTES = 120  # about an encoded single-line OrderPlaced
+
+
+def passthrough(kafka: Kafka, messages: int = 200_000, progress=None) -> dict[str, Any]:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    prefix, partitions = kafka.settings.topic_prefix, kafka.settings.partitions
+    source, sink = f"{prefix}.bench.passthrough-in", f"{prefix}.bench.passthrough-out"
+    admin = kafka.admin()  # kept referenced until the futures resolve
+    futures = admin.create_topics([NewTopic(t, partitions, kafka.settings.replication_factor) for t in (source, sink)])
+    for topic, future in futures.items():
+        try:
+            future.result(30)
+        except Exception as exc:  # an existing topic from an earlier run is fine
+            if "already exists" not in str(exc).lower():
+                raise BrokerError(f"cannot create {topic}: {exc}") from None
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "partitioner": "murmur2_random"})
+    payload = os.urandom(PAYLOAD_BYTES)
+    for i in range(messages):
+        while True:
+            try:
+                producer.produce(source, key=str(i % 10_000).encode(), value=payload)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(60)
+    if progress:
+        progress(f"passthrough: {messages} records loaded, copying ...")
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{prefix}-bench-passthrough",
+                         "enable.auto.commit": False, **kafka.profile.consumer})
+    metadata = consumer.list_topics(source, timeout=10).topics[source]
+    consumer.assign([TopicPartition(source, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    copied, started = 0, None
+    deadline = time.monotonic() + 300
+    while copied < messages and time.monotonic() < deadline:
+        batch = consumer.consume(10_000, 1.0)
+        if batch and started is None:
+            started = time.monotonic()
+        for message in batch:
+            if message.error() is not None:
+                continue
+            while True:
+                try:
+                    producer.produce(sink, key=message.key(), value=message.value())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            copied += 1
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.monotonic() - (started or time.monotonic())
+    consumer.close()
+    if copied < messages:
+        raise BrokerError(f"passthrough copied only {copied} of {messages} records within 300 s")
+    return {"messages": messages, "seconds": round(elapsed, 2), "per_s": round(messages / elapsed)}
