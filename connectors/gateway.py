@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -94,7 +94,7 @@ class DeliveryLedger:
 @dataclass
 class GatewayStats:
     counts: Counter = field(default_factory=Counter)  # (platform, outcome) -> n
-    ack_ms: list[float] = field(default_factory=list)
+    ack_ms: deque = field(default_factory=lambda: deque(maxlen=5000))  # recent only: the gateway runs for weeks
 
     def count(self, platform: str, outcome: str) -> None:
         self.counts[(platform, outcome)] += 1
@@ -103,7 +103,7 @@ class GatewayStats:
         platforms: dict[str, dict[str, int]] = {}
         for (platform, outcome), n in sorted(self.counts.items()):
             platforms.setdefault(platform, {})[outcome] = n
-        recent = self.ack_ms[-5000:]
+        recent = list(self.ack_ms)
         return {"platforms": platforms,
                 "ack_ms": {"p50": round(percentile(recent, 50), 2), "p99": round(percentile(recent, 99), 2),
                            "samples": len(recent)} if recent else {}}
@@ -185,6 +185,25 @@ class Gateway:
             self.stats.count(platform, "broker_error")
             return 503, {"error": f"not accepted, retry later: {exc}"}
 
+    async def receive_notification(self, platform: str, body: bytes, intake: Intake | Exception) -> bool:
+        """A queue-delivered notification (Amazon via SQS): True once it may be deleted from the
+        queue (accepted, a duplicate, ignored, or dead-lettered as malformed); False keeps it
+        for redelivery (the broker could not take it)."""
+        if isinstance(intake, Exception):
+            return await self._dead_lettered(platform, body, str(intake), deadletter.UNDECODABLE)
+        try:
+            await self.accept(platform, intake)
+            return True
+        except CodecError as exc:
+            return await self._dead_lettered(platform, body, f"record does not fit the schema: {exc}", deadletter.UNDECODABLE)
+        except BrokerError as exc:
+            logger.warning("%s notification %s not accepted yet: %s", platform, intake.delivery_id, exc)
+            return False
+
+    async def _dead_lettered(self, platform: str, body: bytes, reason: str, error_type: str) -> bool:
+        status, _ = await self._malformed(Webhook(platform, "queue", {}, body, now_ms()), reason, error_type)
+        return status == 400
+
     async def _malformed(self, hook: Webhook, reason: str, error_type: str) -> tuple[int, dict[str, Any]]:
         self.stats.count(hook.platform, "malformed")
         try:
@@ -246,21 +265,7 @@ def notification_consumers(gateway: Gateway, stop: asyncio.Event) -> list[Awaita
     adapter = amazon.AmazonNotifications(gateway.catalog)
 
     async def handle(message: Any, intake: Intake | Exception) -> bool:
-        if isinstance(intake, Exception):
-            status, _ = await gateway._malformed(
-                Webhook("amazon", "sqs", {}, message.body, now_ms()), str(intake), deadletter.UNDECODABLE)
-            return status == 400  # dead-lettered: delete it; else keep it for redelivery
-        try:
-            await gateway.accept("amazon", intake)
-            return True
-        except CodecError as exc:
-            status, _ = await gateway._malformed(
-                Webhook("amazon", "sqs", {}, message.body, now_ms()), f"record does not fit the schema: {exc}",
-                deadletter.UNDECODABLE)
-            return status == 400
-        except BrokerError as exc:
-            logger.warning("amazon notification %s not accepted yet: %s", message.message_id, exc)
-            return False
+        return await gateway.receive_notification("amazon", message.body, intake)
 
     async def consume() -> None:
         try:

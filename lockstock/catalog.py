@@ -191,9 +191,9 @@ def _name(value: Any, where: str) -> str:
 def catalog_from_dict(data: Any, source: str = "<dict>") -> Catalog:
     if not isinstance(data, dict):
         raise SettingsError(f"{source}: expected a mapping with regions, channels and rules")
-    unknown = set(data) - {"regions", "channels", "rules"}
-    if unknown - {"connectors"}:
-        raise SettingsError(f"{source}: unknown section(s) {', '.join(sorted(unknown - {'connectors'}))}")
+    unknown = set(data) - {"regions", "channels", "rules", "connectors"}
+    if unknown:
+        raise SettingsError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
     raw_regions, raw_channels = data.get("regions") or {}, data.get("channels") or {}
     if not raw_regions or not isinstance(raw_regions, dict):
         raise SettingsError(f"{source}: at least one region is needed")

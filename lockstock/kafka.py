@@ -93,6 +93,24 @@ class Kafka:
     def end_offsets(self, consumer: Any, partitions: Iterable[Any], timeout: float = 10.0) -> dict[tuple[str, int], int]:
         return self.profile.end_offsets(consumer, partitions, self.bootstrap, timeout)
 
+    def assign_at(self, consumer: Any, *, beginning: Iterable[str] = (), end: Iterable[str] = (),
+                  timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """Assign every partition of ``beginning`` topics from their first record and of ``end``
+        topics from now on (true end offsets: the embedded broker's are corrected). No group
+        join. Returns the end offsets of the ``beginning`` topics, to tell when they are read."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        def partitions(topic: str) -> list[Any]:
+            found = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+            return [TopicPartition(topic, p) for p in found]
+
+        start = [tp for topic in beginning for tp in partitions(topic)]
+        later = [tp for topic in end for tp in partitions(topic)]
+        later_ends = self.end_offsets(consumer, later, timeout)
+        consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in start]
+                        + [TopicPartition(tp.topic, tp.partition, later_ends[(tp.topic, tp.partition)]) for tp in later])
+        return self.end_offsets(consumer, start, timeout)
+
     def create_topics(self, specs: Iterable[TopicSpec] = ALL, timeout: float = 30.0) -> list[tuple[str, TopicSpec, str]]:
         """Create missing topics; check existing ones. Idempotent. Returns (name, spec, status)."""
         from confluent_kafka import KafkaError

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from connectors.ratelimit import TokenBucket  # noqa: F401  (fakes limit with the sync's own arithmetic)
+from connectors.ratelimit import TokenBucket  # the fakes limit with the sync's own arithmetic
 
 
 @dataclass

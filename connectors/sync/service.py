@@ -117,21 +117,13 @@ class SyncService:
 
     # ---- Kafka in ------------------------------------------------------------------------
     def _consume(self, loop: asyncio.AbstractEventLoop, stop: threading.Event, ready: threading.Event) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
         consumer = self.kafka.consumer()
         try:
-            assignment, stock_parts = [], []
-            for topic in (self.topics.channels_stock, self.topics.orders_placed, self.topics.orders_decisions):
-                parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
-                if topic == self.topics.channels_stock:
-                    stock_parts = parts
-                    assignment += [TopicPartition(topic, p.partition, OFFSET_BEGINNING) for p in parts]
-                else:  # orders before our start are settled by now or soon; only new ones are in flight
-                    ends = self.kafka.end_offsets(consumer, parts)
-                    assignment += [TopicPartition(topic, p.partition, ends[(topic, p.partition)]) for p in parts]
-            stock_ends = {k: end for k, end in self.kafka.end_offsets(consumer, stock_parts).items() if end > 0}
-            consumer.assign(assignment)
+            # Stock is compacted: read it all. Orders before our start are settled by now or
+            # soon; only new ones are in flight.
+            ends = self.kafka.assign_at(consumer, beginning=[self.topics.channels_stock],
+                                        end=[self.topics.orders_placed, self.topics.orders_decisions])
+            stock_ends = {k: end for k, end in ends.items() if end > 0}
             ready.set()
             while not stop.is_set():
                 batch = consumer.consume(500, 0.05)
@@ -186,8 +178,9 @@ class SyncService:
                 del lane.resting[sku]  # rested: try again
                 self.dirty.add(sku)
         now = now_ms()
+        margins = self.state.race_margins(now) if self.dirty else {}
         for sku in self.dirty:
-            wanted = {p.listing: p for p in self.state.plan(sku, now)}
+            wanted = {p.listing: p for p in self.state.plan(sku, now, margins)}
             changed_at = self.state.pools[sku].changed_at if sku in self.state.pools else now_ms()
             for name, lane in self.lanes.items():
                 push = wanted.get(name)
@@ -367,7 +360,9 @@ class SyncService:
                         delay = 0.05
                     if time.monotonic() - last_progress >= progress_every_s:
                         last_progress = time.monotonic()
-                        logger.info("sync: %s", json.dumps({k: self.status()[k] for k in ("records", "orders_in_flight", "lag_ms")}))
+                        logger.info("sync: records %s, orders in flight %d, queued %d",
+                                    dict(self.records), len(self.state.orders),
+                                    sum(len(lane.queue) for lane in self.lanes.values()))
                     self.wake.clear()
                     try:
                         await asyncio.wait_for(self.wake.wait(), timeout=min(delay, 0.2 if self.state.orders else delay))

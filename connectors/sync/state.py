@@ -136,11 +136,16 @@ class SyncState:
         window_ms = percentile(list(self.intake_ms.get(listing, ())), 90) + percentile(list(self.push_ms.get(listing, ())), 90)
         return math.ceil(per_ms * window_ms)
 
-    def plan(self, sku: str, now: int = 0) -> list[Push]:
+    def race_margins(self, now: int) -> dict[str, int]:
+        """Every listing's race margin, computed once per planning pass (not once per SKU)."""
+        return {name: self.race_margin(name, now) for name in self.listings}
+
+    def plan(self, sku: str, now: int = 0, margins: dict[str, int] | None = None) -> list[Push]:
         pool = self.pools.get(sku)
         if pool is None or pool.seq < 0:
             return []  # nothing known from the engine yet: push nothing
-        margins = {name: self.race_margin(name, now) for name in self.listings} if now else None
+        if margins is None and now:
+            margins = self.race_margins(now)
         return plan(pool, self.listings, self.known.setdefault(sku, {}), self.catalog, margins)
 
     def sent(self, push: Push) -> None:

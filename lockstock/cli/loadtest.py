@@ -67,8 +67,6 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
         cancellations=_number(cancellations, "--cancellations"), buyers=_number(buyers, "--buyers"),
         max_qty=_number(max_qty, "--max-qty"), seed=_number(seed, "--seed"),
     ).validate()
-    profile = LoadProfile(**{**profile.__dict__, "skus": int(profile.skus), "stock_per_sku": int(profile.stock_per_sku),
-                             "buyers": int(profile.buyers), "max_qty": int(profile.max_qty), "seed": int(profile.seed)})
     settle_s = _number(settle, "--settle")
     if not 1 <= settle_s <= 3600:
         raise SettingsError(f"--settle must be between 1 and 3600, got {settle}")
@@ -167,15 +165,10 @@ class LoadRun:
 
     def _read(self, stop: threading.Event, ready: threading.Event) -> None:
         """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
-        from confluent_kafka import TopicPartition
-
         topics = self.kafka.topics
         consumer = self.kafka.consumer()
         try:
-            parts = [TopicPartition(t, p) for t in (topics.orders_decisions, topics.channels_stock)
-                     for p in consumer.list_topics(t, timeout=10).topics[t].partitions]
-            ends = self.kafka.end_offsets(consumer, parts)
-            consumer.assign([TopicPartition(tp.topic, tp.partition, ends[(tp.topic, tp.partition)]) for tp in parts])
+            self.kafka.assign_at(consumer, end=[topics.orders_decisions, topics.channels_stock])
             ready.set()
             while not stop.is_set():
                 for message in consumer.consume(1000, 0.05):

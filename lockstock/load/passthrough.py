@@ -15,7 +15,7 @@ PAYLOAD_BYTES = 120  # about an encoded single-line OrderPlaced
 
 
 def passthrough(kafka: Kafka, messages: int = 200_000, progress=None) -> dict[str, Any]:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
 
     prefix, partitions = kafka.settings.topic_prefix, kafka.settings.partitions
@@ -40,10 +40,8 @@ def passthrough(kafka: Kafka, messages: int = 200_000, progress=None) -> dict[st
     producer.flush(60)
     if progress:
         progress(f"passthrough: {messages} records loaded, copying ...")
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{prefix}-bench-passthrough",
-                         "enable.auto.commit": False, **kafka.profile.consumer})
-    metadata = consumer.list_topics(source, timeout=10).topics[source]
-    consumer.assign([TopicPartition(source, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    consumer = kafka.consumer()
+    kafka.assign_at(consumer, beginning=[source])
     copied, started = 0, None
     deadline = time.monotonic() + 300
     while copied < messages and time.monotonic() < deadline:

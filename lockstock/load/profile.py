@@ -8,7 +8,7 @@ import bisect
 import itertools
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lockstock.errors import SettingsError
 
@@ -47,7 +47,9 @@ class LoadProfile:
             _between(share, name, 0, 1, share=True)
         _between(self.buyers, "--buyers", 1, 10**9, whole=True)
         _between(self.max_qty, "--max-qty", 1, 1000, whole=True)
-        return self
+        _between(self.seed, "--seed", 0, 2**32, whole=True)
+        return replace(self, skus=int(self.skus), stock_per_sku=int(self.stock_per_sku), buyers=int(self.buyers),
+                       max_qty=int(self.max_qty), seed=int(self.seed))
 
     def rate_at(self, t: float) -> float:
         """Offered orders/s at ``t`` seconds into the run."""
