@@ -8,6 +8,7 @@ import faust
 
 from lockstock.catalog import Catalog
 from lockstock.kafka import Kafka
+from streams.recovery import SeekFirstTableManager
 from streams.tables import Tables, define_tables
 
 # Faust's own default (2.8 s) would hold table changelog flushes and offset commits longer than
@@ -58,6 +59,7 @@ def create_app(kafka: Kafka) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         autodiscover=False,
+        TableManager=SeekFirstTableManager,  # no record is skipped when recovery hands over to the agents
         **kafka.profile.faust,
     )
     names = kafka.topics

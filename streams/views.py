@@ -58,7 +58,48 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
             return web.json({"error": f"unknown order {order_id!r}"}, status=404)
         return web.json(OrderRecord.from_dict(raw).public_view())
 
+    @app.page("/consumer/")
+    async def consumer_state(web: View, request: Request) -> Response:
+        """Where this worker's consumer stands per partition (for on-call: a partition that does
+        not move is paused, buffered, or not assigned)."""
+        consumer = app.consumer
+
+        def names(tps) -> list[str]:
+            return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps or ())
+
+        def offsets(mapping) -> dict[str, int | None]:
+            return {f"{tp.topic}[{tp.partition}]": offset for tp, offset in sorted(mapping.items())}
+
+        return web.json({
+            "assigned": names(consumer.assignment()),
+            "active": names(consumer._active_partitions),
+            "paused": names(consumer._paused_partitions),
+            "buffered": names(consumer._buffered_partitions),
+            "read_offsets": offsets(consumer._read_offset),
+            "committed_offsets": offsets(consumer._committed_offset),
+            "flow_active": consumer.flow_active,
+            "queues": {str(agent.name): agent.channel.queue.qsize() for agent in app.agents.values()},
+            "fetcher": _fetcher_state(consumer),
+        })
+
     @app.page("/catalog/")
     async def catalog(web: View, request: Request) -> Response:
         """The regions, channels and rules this worker runs with."""
         return web.json({"source": wiring.catalog.source, **wiring.catalog.to_dict()})
+
+
+def _fetcher_state(consumer) -> dict:
+    """aiokafka's own view per partition: position, pause, pending records, fetches in flight."""
+    try:
+        client = consumer._thread._ensure_consumer()
+        fetcher, assignment = client._fetcher, client._subscription.subscription.assignment
+    except Exception as exc:  # another transport, or not started
+        return {"unavailable": repr(exc)}
+    state = {}
+    for tp in assignment.tps:
+        tp_state = assignment.state_value(tp)
+        state[f"{tp.topic}[{tp.partition}]"] = {
+            "position": tp_state._position, "paused": tp_state.paused,
+            "awaiting_reset": tp_state.awaiting_reset, "buffered_records": tp in fetcher._records,
+        }
+    return {"partitions": state, "in_flight_nodes": sorted(map(str, fetcher._in_flight))}

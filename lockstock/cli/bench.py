@@ -15,12 +15,12 @@ from typing import Any
 import click
 
 from lockstock.cli import cli
-from lockstock.cli.loadtest import LoadRun
 from lockstock.cli.options import echo_table, settings_options
 from lockstock.errors import SettingsError
 from lockstock.kafka import kafka_for
 from lockstock.load.passthrough import passthrough
 from lockstock.load.profile import LoadProfile
+from lockstock.load.run import LoadRun
 from lockstock.settings import Settings, parse_int
 from lockstock.supervise import WorkerPool
 

@@ -4,15 +4,16 @@ percentiles, decisions by status and reason, oversold units recomputed from the 
 and orders left without a decision.
 
 Without KAFKA_BOOTSTRAP_SERVERS it starts the embedded broker and a worker for the run. The run's
-SKUs, orders and buyers carry a run id, so it never touches real stock."""
+SKUs, orders and buyers carry a run id, so it never touches real stock.
+
+``--chaos`` starts its own workers (two by default) and SIGKILLs them at random points while the
+orders flow, restarts them, and crashes the order producer once; it passes only with every order
+decided exactly one way, nothing oversold and the engine's state equal to the decisions. On a real
+cluster it runs under its own app id and topic prefix, never in the production group."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,12 @@ import click
 
 from lockstock.cli import cli
 from lockstock.cli.options import echo_table, settings_options
-from lockstock.client import LockstockClient
-from lockstock.clock import now_ms
 from lockstock.errors import SettingsError
-from lockstock.kafka import Kafka, kafka_for
-from lockstock.load.profile import DEFAULT_CHANNELS, SHAPES, LoadProfile, OrderMaker
-from lockstock.load.tally import Tally
-from lockstock.settings import Settings
+from lockstock.kafka import kafka_for
+from lockstock.load.chaos import ChaosRun
+from lockstock.load.profile import DEFAULT_CHANNELS, SHAPES, LoadProfile
+from lockstock.load.run import LoadRun
+from lockstock.settings import Settings, parse_int
 from lockstock.supervise import WorkerPool
 
 
@@ -54,10 +54,13 @@ def _number(value: str, name: str) -> float:
 @click.option("--max-qty", default="2", show_default=True, help="Units per line, 1 to this.")
 @click.option("--seed", default="7", show_default=True, help="Random seed (the same seed plays the same orders).")
 @click.option("--settle", default="60", show_default=True, help="Seconds to wait for the last decisions after the traffic.")
+@click.option("--chaos", is_flag=True, help="SIGKILL and restart workers mid-run and crash the producer once; check nothing is lost, doubled or oversold.")
+@click.option("--workers", default="2", show_default=True, help="Workers --chaos starts and kills (1-8).")
+@click.option("--kills", default="3", show_default=True, help="Worker SIGKILLs spread over a --chaos run (0-100).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
 def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels: str, skus: str, stock_per_sku: str,
              zipf: str, multi_line: str, duplicates: str, cancellations: str, buyers: str, max_qty: str, seed: str,
-             settle: str, json_path: Path | None) -> None:
+             settle: str, chaos: bool, workers: str, kills: str, json_path: Path | None) -> None:
     """Load-test a running lockstock before going live (four platforms ordering at once by default)."""
     profile = LoadProfile(
         rate=_number(rate, "--rate"), duration_s=_number(duration, "--duration"), shape=shape,
@@ -74,6 +77,23 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
     unknown = [c for c in profile.channels if c not in catalog.channels]
     if unknown:
         raise SettingsError(f"--channels: {', '.join(unknown)} not in the catalog ({', '.join(catalog.channels)})")
+    worker_count = parse_int(workers, "--workers", minimum=1, maximum=8)
+    kill_count = parse_int(kills, "--kills", minimum=0, maximum=100)
+    if chaos:
+        report = _chaos(settings, profile, settle_s, worker_count, kill_count)
+    else:
+        report = _load(settings, profile, settle_s)
+    _print(report)
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        click.echo(f"report written to {json_path}")
+    failed = report["oversold"] or report["undecided"] or report["flipped"] or \
+        (report.get("chaos") or {}).get("state_mismatches")
+    if failed:
+        raise SystemExit(1)
+
+
+def _load(settings: Settings, profile: LoadProfile, settle_s: float) -> dict[str, Any]:
     with kafka_for(settings) as kafka:
         kafka.create_topics()
         pool = None
@@ -82,185 +102,38 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
             click.echo("starting a worker on the embedded broker ...")
             pool.start().wait_ready()
         try:
-            report = LoadRun(kafka, profile, settle_s).run()
+            return LoadRun(kafka, profile, settle_s).run()
         finally:
             if pool is not None:
                 pool.stop_all()
-    _print(report)
-    if json_path:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        click.echo(f"report written to {json_path}")
-    if report["oversold"] or report["undecided"]:
-        raise SystemExit(1)
 
 
-class LoadRun:
-    def __init__(self, kafka: Kafka, profile: LoadProfile, settle_s: float) -> None:
-        self.kafka, self.profile, self.settle_s = kafka, profile, settle_s
-        self.run_id = f"lt{uuid.uuid4().hex[:6]}"
-        self.maker = OrderMaker(profile, self.run_id)
-        self.tally = Tally({sku: profile.stock_per_sku for sku in self.maker.sku_names})
-        self.client = LockstockClient(kafka)
-        self.inbox: queue.Queue = queue.Queue()
-        self.to_cancel: set[str] = set()
-        self.stocked: set[str] = set()
-        self.last_decision_ms = 0  # when the latest first decision was read (epoch ms)
-
-    def run(self) -> dict[str, Any]:
-        """Offer the profile's rate for its duration; the report once everything settled."""
-        with self._reading():
-            self._set_stock()
-            started = time.monotonic()
-            self._offer(started)
-            offered_s = time.monotonic() - started
-            self._settle()
-            finished = time.monotonic()
-        return self._report(offered_s, finished - started)
-
-    def burst(self, count: int) -> dict[str, Any]:
-        """Saturation: ``count`` orders produced as fast as possible; throughput is the orders
-        (and lines) decided per second from the first send to the last decision."""
-        with self._reading():
-            self._set_stock()
-            started = now_ms()
-            lines = 0
-            for _ in range(count):
-                order, _, _ = self.maker.next_order(now_ms())
-                self._produce(order, twice=False)
-                lines += len(order["lines"])
-                if len(self.tally.sent_at) % 1000 == 0:
-                    self.client.producer.poll(0)
-                    self._pump()
-            self.client.producer.flush(60)
-            self._settle()
-        seconds = max(1e-3, (max(self.last_decision_ms, started) - started) / 1000)
-        summary = self.tally.summary()
-        return {"orders": count, "lines": lines, "seconds": round(seconds, 2), "orders_per_s": round(summary["decided"] / seconds),
-                "lines_per_s": round(lines * summary["decided"] / count / seconds), **summary}
-
-    @contextlib.contextmanager
-    def _reading(self):
-        stop, ready = threading.Event(), threading.Event()
-        reader = threading.Thread(target=self._read, args=(stop, ready), daemon=True)
-        reader.start()
-        if not ready.wait(30):
-            raise SettingsError("could not start reading decisions within 30 s")
-        try:
-            yield
-        finally:
-            stop.set()
-            reader.join(10)
-
-    def _produce(self, order: dict, twice: bool) -> None:
-        topic, producer = self.kafka.topics.orders_placed, self.client.producer
-        payload = self.kafka.codec.encode("OrderPlaced", order, topic=topic)
-        for _ in range(2 if twice else 1):
-            while True:
-                try:
-                    producer.produce(topic, key=order["order_id"].encode(), value=payload)
-                    break
-                except BufferError:  # the local queue is full: let librdkafka send
-                    producer.poll(0.05)
-        self.tally.sent(order)
-
-    def _read(self, stop: threading.Event, ready: threading.Event) -> None:
-        """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
-        topics = self.kafka.topics
-        consumer = self.kafka.consumer()
-        try:
-            self.kafka.assign_at(consumer, end=[topics.orders_decisions, topics.channels_stock])
-            ready.set()
-            while not stop.is_set():
-                for message in consumer.consume(1000, 0.05):
-                    if message.error() is None:
-                        value = self.kafka.codec.decode(message.value()).value
-                        self.inbox.put((message.topic(), value, now_ms()))
-        finally:
-            ready.set()
-            consumer.close()
-
-    def _pump(self) -> None:
-        topics = self.kafka.topics
-        while True:
-            try:
-                topic, value, received = self.inbox.get_nowait()
-            except queue.Empty:
-                return
-            if topic == topics.channels_stock:
-                self.stocked.add(value["sku"])
-            elif self.tally.decided(value, received):  # the order's first decision
-                self.last_decision_ms = max(self.last_decision_ms, received)
-                if value["status"] == "LOCKED" and value["order_id"] in self.to_cancel:
-                    self.client.order_event(value["order_id"], "CANCELLED", reason="load test cancellation",
-                                            channel=value.get("channel") or self.profile.channels[0])
-
-    def _set_stock(self) -> None:
-        for sku in self.maker.sku_names:
-            self.client.set_stock(sku, self.profile.stock_per_sku)
-        self.client.flush()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(self.stocked) < len(self.maker.sku_names):
-            self._pump()
-            time.sleep(0.05)
-        if len(self.stocked) < len(self.maker.sku_names):
-            raise SettingsError(f"the engine did not announce stock for {len(self.maker.sku_names) - len(self.stocked)} "
-                                "SKU(s) within 60 s: is a worker running?")
-
-    def _offer(self, started: float) -> None:
-        producer = self.client.producer
-        due, last_t, sent, next_progress = 0.0, 0.0, 0, 1.0
-        while True:
-            t = time.monotonic() - started
-            if t >= self.profile.duration_s:
-                break
-            due += self.profile.rate_at(t) * (t - last_t)
-            last_t = t
-            while sent < int(due):
-                order, twice, cancel = self.maker.next_order(now_ms())
-                self._produce(order, twice)
-                if cancel:
-                    self.to_cancel.add(order["order_id"])
-                sent += 1
-            producer.poll(0)
-            self._pump()
-            if t >= next_progress:
-                next_progress += 1.0
-                self._progress(t)
-            time.sleep(0.001)
-        producer.flush(30)
-
-    def _progress(self, t: float) -> None:
-        latency = self.tally.latency()
-        click.echo(f"t={t:5.1f}s  offered {len(self.tally.sent_at):>7} ({self.profile.rate_at(t):.0f}/s now)  "
-                   f"decided {len(self.tally.first):>7}  p99 {latency.get('p99_ms', 0):.0f} ms  "
-                   f"undecided {self.tally.undecided()}")
-
-    def _settle(self) -> None:
-        deadline = time.monotonic() + self.settle_s
-        while time.monotonic() < deadline:
-            self._pump()
-            self.client.producer.poll(0)
-            pending_cancels = [o for o in self.to_cancel if self.tally.first.get(o) == "LOCKED"
-                               and self.tally.final[o]["status"] == "LOCKED"]
-            if not self.tally.undecided() and not pending_cancels:
-                break
-            time.sleep(0.05)
-        self.client.flush()
-
-    def _report(self, offered_s: float, total_s: float) -> dict[str, Any]:
-        summary = self.tally.summary()
-        return {
-            "run_id": self.run_id, "profile": {**self.profile.__dict__, "channels": list(self.profile.channels)},
-            "broker": self.kafka.profile.name, "offered_per_s": round(summary["orders"] / offered_s, 1),
-            "achieved_per_s": round(summary["decided"] / total_s, 1), "seconds": round(total_s, 1), **summary,
-        }
+def _chaos(settings: Settings, profile: LoadProfile, settle_s: float, workers: int, kills: int) -> dict[str, Any]:
+    if not settings.embedded:
+        # Its own group and topics: killing workers must never touch the production group.
+        run = uuid.uuid4().hex[:8]
+        settings = settings.with_(app_id=f"lockstock-chaos-{run}", topic_prefix=f"lockstock-chaos-{run}")
+        click.echo(f"chaos on {settings.bootstrap_servers}: app id and topic prefix {settings.app_id}")
+    with kafka_for(settings) as kafka:
+        kafka.create_topics()
+        log_dir = kafka.settings.data_dir / "chaos-logs"
+        click.echo(f"starting {workers} worker(s) for the chaos run (logs in {log_dir}) ...")
+        return ChaosRun(kafka, profile, settle_s, workers, kills, profile.seed, log_dir, progress=click.echo).run()
 
 
 def _print(report: dict[str, Any]) -> None:
     click.echo("")
     rows = [{"measure": k, "value": report[k]} for k in
-            ("orders", "offered_per_s", "achieved_per_s", "decided", "undecided", "held_units", "oversold")]
+            ("orders", "offered_per_s", "achieved_per_s", "decided", "undecided", "flipped", "held_units", "oversold")]
     rows += [{"measure": f"latency {k}", "value": v} for k, v in report["latency"].items()]
     rows += [{"measure": f"final {k}", "value": v} for k, v in sorted(report["final_status"].items())]
     rows += [{"measure": f"reason {k}", "value": v} for k, v in sorted(report["reasons"].items())]
+    chaos = report.get("chaos")
+    if chaos:
+        actions = [e["action"] for e in chaos["events"]]
+        rows += [{"measure": "chaos workers", "value": chaos["workers"]},
+                 {"measure": "chaos kills / restarts", "value": f"{actions.count('kill')} / {actions.count('restart')}"},
+                 {"measure": "chaos producer crashes (re-sent)", "value": f"{actions.count('producer-restart')} ({chaos['producer_resent']})"},
+                 {"measure": "engine state vs decisions", "value": "agrees" if not chaos["state_mismatches"]
+                  else f"{len(chaos['state_mismatches'])} SKU(s) differ"}]
     echo_table(rows, ["measure", "value"])

@@ -19,6 +19,7 @@ class Tally:
     first: dict[str, str] = field(default_factory=dict)  # order id -> first status
     final: dict[str, dict] = field(default_factory=dict)  # order id -> latest decision
     decisions_seen: int = 0
+    flips: list[str] = field(default_factory=list)  # orders whose decision changed in a way no lifecycle allows
     latencies_ms: array = field(default_factory=lambda: array("d"))
 
     def sent(self, order: dict) -> None:
@@ -30,6 +31,9 @@ class Tally:
         if order_id not in self.sent_at:
             return False
         self.decisions_seen += 1
+        previous = self.final.get(order_id)
+        if previous is not None and not allowed_change(previous["status"], decision["status"]):
+            self.flips.append(order_id)
         self.final[order_id] = decision
         if order_id in self.first:
             return False
@@ -38,12 +42,18 @@ class Tally:
         return True
 
     def held(self) -> Counter:
+        return self.holdings()[0]
+
+    def holdings(self) -> tuple[Counter, Counter]:
+        """Per SKU: units held and orders holding them, by the final decisions."""
         units: Counter = Counter()
+        holders: Counter = Counter()
         for decision in self.final.values():
             if decision["status"] == "LOCKED":
                 for line in decision["lines"]:
                     units[line["sku"]] += line["qty"]
-        return units
+                    holders[line["sku"]] += 1
+        return units, holders
 
     def oversold(self) -> int:
         held = self.held()
@@ -62,5 +72,11 @@ class Tally:
         statuses = Counter(d["status"] for d in self.final.values())
         reasons = Counter(f"{d['status']}:{d.get('reason') or '-'}" for d in self.final.values() if d["status"] != "LOCKED")
         return {"orders": len(self.sent_at), "decided": len(self.first), "undecided": self.undecided(),
-                "decisions_seen": self.decisions_seen, "final_status": dict(statuses), "reasons": dict(reasons),
+                "decisions_seen": self.decisions_seen, "flipped": len(self.flips), "final_status": dict(statuses), "reasons": dict(reasons),
                 "latency": self.latency(), "held_units": sum(self.held().values()), "oversold": self.oversold()}
+
+
+def allowed_change(before: str, after: str) -> bool:
+    """A repeated decision is the same one; the only change a lifecycle makes is a locked order
+    released (cancelled or unpaid). LOCKED after REJECTED, or REJECTED after LOCKED, is a bug."""
+    return before == after or (before == "LOCKED" and after == "RELEASED")

@@ -17,6 +17,7 @@ from confluent_kafka import TopicPartition
 
 from lockstock.client import LockstockClient as Client
 from lockstock.watch import TopicWatcher
+from tests.integration.trail import order_trail
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +161,8 @@ def test_worker_killed_mid_burst_of_multi_line_orders_loses_and_double_locks_not
         restarted.wait_ready()
         assert watcher.wait_for(
             lambda: set(orders) <= {v["order_id"] for _, v, _ in watcher.snapshot()}, 180, "every order decided"
-        ), f"undecided: {len(set(orders) - {v['order_id'] for _, v, _ in watcher.snapshot()})}"
+        ), "undecided:\n" + order_trail(kafka, set(orders) - {v["order_id"] for _, v, _ in watcher.snapshot()}) + \
+            f"\nrestarted worker's consumer: {restarted.get_json('/consumer/', timeout=5)}"
     finally:
         watcher.stop()
     assert killed_at_decided is not None and killed_at_decided < len(orders)  # the kill was mid-burst

@@ -1,0 +1,216 @@
+"""One load run against a running lockstock: offer orders at the profile's rate (or as fast as
+possible), read decisions and channel stock back, tally them independently of the engine.
+Used by `lockstock loadtest`, `lockstock bench` and the chaos run."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import click
+
+from lockstock.client import LockstockClient
+from lockstock.clock import now_ms
+from lockstock.errors import SettingsError
+from lockstock.kafka import Kafka
+from lockstock.load.profile import LoadProfile, OrderMaker
+from lockstock.load.tally import Tally
+
+
+class LoadRun:
+    def __init__(self, kafka: Kafka, profile: LoadProfile, settle_s: float,
+                 on_tick: Callable[[float], None] | None = None) -> None:
+        self.kafka, self.profile, self.settle_s = kafka, profile, settle_s
+        self.on_tick = on_tick  # called with the seconds since the traffic started (chaos hooks in here)
+        self.unacked: dict[str, bytes] = {}  # order id -> payload the broker has not acknowledged yet
+        self.producer_restarts = 0
+        self.resent = 0
+        self.run_id = f"lt{uuid.uuid4().hex[:6]}"
+        self.maker = OrderMaker(profile, self.run_id)
+        self.tally = Tally({sku: profile.stock_per_sku for sku in self.maker.sku_names})
+        self.client = LockstockClient(kafka)
+        self.inbox: queue.Queue = queue.Queue()
+        self.to_cancel: set[str] = set()
+        self.stocked: set[str] = set()
+        self.last_decision_ms = 0  # when the latest first decision was read (epoch ms)
+
+    def run(self, before_settle: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Offer the profile's rate for its duration; the report once everything settled.
+        ``before_settle`` runs between the traffic and the wait for the last decisions."""
+        with self._reading():
+            self._set_stock()
+            started = time.monotonic()
+            self._offer(started)
+            offered_s = time.monotonic() - started
+            if before_settle:
+                before_settle()
+            self._settle()
+            finished = time.monotonic()
+        return self._report(offered_s, finished - started)
+
+    def burst(self, count: int) -> dict[str, Any]:
+        """Saturation: ``count`` orders produced as fast as possible; throughput is the orders
+        (and lines) decided per second from the first send to the last decision."""
+        with self._reading():
+            self._set_stock()
+            started = now_ms()
+            lines = 0
+            for _ in range(count):
+                order, _, _ = self.maker.next_order(now_ms())
+                self._produce(order, twice=False)
+                lines += len(order["lines"])
+                if len(self.tally.sent_at) % 1000 == 0:
+                    self.client.producer.poll(0)
+                    self._pump()
+            self.client.producer.flush(60)
+            self._settle()
+        seconds = max(1e-3, (max(self.last_decision_ms, started) - started) / 1000)
+        summary = self.tally.summary()
+        return {"orders": count, "lines": lines, "seconds": round(seconds, 2), "orders_per_s": round(summary["decided"] / seconds),
+                "lines_per_s": round(lines * summary["decided"] / count / seconds), **summary}
+
+    @contextlib.contextmanager
+    def _reading(self):
+        stop, ready = threading.Event(), threading.Event()
+        reader = threading.Thread(target=self._read, args=(stop, ready), daemon=True)
+        reader.start()
+        if not ready.wait(30):
+            raise SettingsError("could not start reading decisions within 30 s")
+        try:
+            yield
+        finally:
+            stop.set()
+            reader.join(10)
+
+    def _produce(self, order: dict, twice: bool) -> None:
+        payload = self.kafka.codec.encode("OrderPlaced", order, topic=self.kafka.topics.orders_placed)
+        self.unacked[order["order_id"]] = payload
+        for _ in range(2 if twice else 1):
+            self._send(order["order_id"], payload)
+        self.tally.sent(order)
+
+    def _send(self, order_id: str, payload: bytes) -> None:
+        producer = self.client.producer
+        while True:
+            try:
+                producer.produce(self.kafka.topics.orders_placed, key=order_id.encode(), value=payload,
+                                 on_delivery=self._delivered)
+                return
+            except BufferError:  # the local queue is full: let librdkafka send
+                producer.poll(0.05)
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is None:
+            self.unacked.pop(message.key().decode(), None)
+
+    def restart_producer(self) -> int:
+        """Crash the order producer (what it had queued or in flight is dropped, unacknowledged)
+        and start a new one that re-sends every order the broker did not acknowledge, the way a
+        marketplace retries a webhook that got no 2xx. Some dropped records may have reached the
+        broker anyway: those orders arrive twice. Returns how many were re-sent."""
+        old = self.client.producer
+        old.purge(in_queue=True, in_flight=True)
+        old.poll(0)  # delivery reports: acknowledged ones leave ``unacked``, purged ones stay
+        self.client.producer = self.kafka.producer()
+        for order_id, payload in list(self.unacked.items()):
+            self._send(order_id, payload)
+        self.producer_restarts += 1
+        self.resent += len(self.unacked)
+        return len(self.unacked)
+
+    def _read(self, stop: threading.Event, ready: threading.Event) -> None:
+        """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
+        topics = self.kafka.topics
+        consumer = self.kafka.consumer()
+        try:
+            self.kafka.assign_at(consumer, end=[topics.orders_decisions, topics.channels_stock])
+            ready.set()
+            while not stop.is_set():
+                for message in consumer.consume(1000, 0.05):
+                    if message.error() is None:
+                        value = self.kafka.codec.decode(message.value()).value
+                        self.inbox.put((message.topic(), value, now_ms()))
+        finally:
+            ready.set()
+            consumer.close()
+
+    def _pump(self) -> None:
+        topics = self.kafka.topics
+        while True:
+            try:
+                topic, value, received = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if topic == topics.channels_stock:
+                self.stocked.add(value["sku"])
+            elif self.tally.decided(value, received):  # the order's first decision
+                self.last_decision_ms = max(self.last_decision_ms, received)
+                if value["status"] == "LOCKED" and value["order_id"] in self.to_cancel:
+                    self.client.order_event(value["order_id"], "CANCELLED", reason="load test cancellation",
+                                            channel=value.get("channel") or self.profile.channels[0])
+
+    def _set_stock(self) -> None:
+        for sku in self.maker.sku_names:
+            self.client.set_stock(sku, self.profile.stock_per_sku)
+        self.client.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(self.stocked) < len(self.maker.sku_names):
+            self._pump()
+            time.sleep(0.05)
+        if len(self.stocked) < len(self.maker.sku_names):
+            raise SettingsError(f"the engine did not announce stock for {len(self.maker.sku_names) - len(self.stocked)} "
+                                "SKU(s) within 60 s: is a worker running?")
+
+    def _offer(self, started: float) -> None:
+        due, last_t, sent, next_progress = 0.0, 0.0, 0, 1.0
+        while True:
+            t = time.monotonic() - started
+            if t >= self.profile.duration_s:
+                break
+            due += self.profile.rate_at(t) * (t - last_t)
+            last_t = t
+            while sent < int(due):
+                order, twice, cancel = self.maker.next_order(now_ms())
+                self._produce(order, twice)
+                if cancel:
+                    self.to_cancel.add(order["order_id"])
+                sent += 1
+            self.client.producer.poll(0)
+            self._pump()
+            if self.on_tick:
+                self.on_tick(t)
+            if t >= next_progress:
+                next_progress += 1.0
+                self._progress(t)
+            time.sleep(0.001)
+        self.client.producer.flush(30)
+
+    def _progress(self, t: float) -> None:
+        latency = self.tally.latency()
+        click.echo(f"t={t:5.1f}s  offered {len(self.tally.sent_at):>7} ({self.profile.rate_at(t):.0f}/s now)  "
+                   f"decided {len(self.tally.first):>7}  p99 {latency.get('p99_ms', 0):.0f} ms  "
+                   f"undecided {self.tally.undecided()}")
+
+    def _settle(self) -> None:
+        deadline = time.monotonic() + self.settle_s
+        while time.monotonic() < deadline:
+            self._pump()
+            self.client.producer.poll(0)
+            pending_cancels = [o for o in self.to_cancel if self.tally.first.get(o) == "LOCKED"
+                               and self.tally.final[o]["status"] == "LOCKED"]
+            if not self.tally.undecided() and not pending_cancels:
+                break
+            time.sleep(0.05)
+        self.client.flush()
+
+    def _report(self, offered_s: float, total_s: float) -> dict[str, Any]:
+        summary = self.tally.summary()
+        return {
+            "run_id": self.run_id, "profile": {**self.profile.__dict__, "channels": list(self.profile.channels)},
+            "broker": self.kafka.profile.name, "offered_per_s": round(summary["orders"] / offered_s, 1),
+            "achieved_per_s": round(summary["decided"] / total_s, 1), "seconds": round(total_s, 1), **summary,
+        }

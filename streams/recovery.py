@@ -1,0 +1,85 @@
+"""Faust's table recovery with the stream seek made before the stream partitions resume.
+
+faust-streaming 0.15.3 ends recovery (``Recovery.on_recovery_completed`` and
+``_resume_streams``) by *resuming* the stream partitions and only then seeking them to their
+committed offsets. The consumer's flow is already running for the changelogs, so records fetched
+in between are delivered from the old position while the seek is in flight. When the seek lands,
+Faust resets its read offset, the records after it look like a jump, and its gap bookkeeping
+(meant for transaction markers) marks the offsets in between as done: the next commit skips
+records no agent ever processed. Seen as lost orders after a worker restart under load
+(tests/integration/test_recovery.py); it is independent of the broker.
+
+Seeking while the partitions are still paused, then resuming them, closes the window: nothing
+is fetched from a stream partition before its position is the committed offset. Installed with
+``faust.App(TableManager=...)``; everything else is Faust's own code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+
+
+class SeekFirstRecovery(Recovery):
+    def _stream_partitions(self) -> set:
+        return {tp for tp in self.app.consumer.assignment() if not self._is_changelog_tp(tp)}
+
+    async def _seek_then_resume(self) -> bool:
+        """Seek paused stream partitions to their committed offsets, then resume them. False when
+        there was nothing assigned."""
+        consumer = self.app.consumer
+        streams = self._stream_partitions()
+        if not streams:
+            return False
+        consumer.pause_partitions(streams)
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        consumer.resume_partitions(streams)
+        return True
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        await asyncio.gather(*(table.on_recovery_completed(self.actives_for_table[table], self.standbys_for_table[table])
+                               for table in self.tables.values()))
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again app id %s param %s",
+                             self.app.consumer_generation_id, generation_id)
+            return
+        await self._seek_then_resume()
+        await self._finish_resume()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        await self.app.on_rebalance_complete.send()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        if not await self._seek_then_resume():
+            self.log.info("Resuming streams with empty assignment")
+        await self._finish_resume()
+        self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    async def _finish_resume(self) -> None:
+        self.completed.set()
+        self.app.flow_control.resume()
+        self.app.consumer.resume_flow()
+        await self.app._fetcher.maybe_start()  # type: ignore[attr-defined]
+        self.tables.on_actives_ready()
+
+
+class SeekFirstTableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+

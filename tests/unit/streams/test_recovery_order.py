@@ -1,0 +1,57 @@
+"""The stream partitions are seeked to their committed offsets while paused, and resumed only
+after the seek: nothing can be fetched from the old position and then skipped (streams/recovery.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from streams.recovery import SeekFirstRecovery
+
+
+class RecordingConsumer:
+    def __init__(self, assignment: set) -> None:
+        self._assignment, self.calls = assignment, []
+
+    def assignment(self) -> set:
+        return self._assignment
+
+    def pause_partitions(self, tps) -> None:
+        self.calls.append(("pause", frozenset(tps)))
+
+    def resume_partitions(self, tps) -> None:
+        self.calls.append(("resume", frozenset(tps)))
+
+    async def perform_seek(self) -> None:
+        self.calls.append(("seek-start", None))
+        await asyncio.sleep(0)  # the window the fetcher had in faust 0.15.3
+        self.calls.append(("seek-done", None))
+
+
+def recovery_with(consumer: RecordingConsumer) -> SimpleNamespace:
+    async def wait(coro, timeout=None):
+        await coro
+
+    fake = SimpleNamespace(
+        app=SimpleNamespace(consumer=consumer, conf=SimpleNamespace(broker_request_timeout=5)),
+        log=SimpleNamespace(info=lambda *a, **k: None),
+        _is_changelog_tp=lambda tp: tp[0].endswith("-changelog"),
+        _wait=wait,
+    )
+    fake._stream_partitions = lambda: SeekFirstRecovery._stream_partitions(fake)
+    return fake
+
+
+def test_stream_partitions_resume_only_after_the_seek_landed():
+    streams = {("orders.placed", 0), ("lock.results", 1)}
+    consumer = RecordingConsumer(streams | {("app-orders-changelog", 0)})
+    resumed = asyncio.run(SeekFirstRecovery._seek_then_resume(recovery_with(consumer)))
+    assert resumed is True
+    assert consumer.calls == [("pause", frozenset(streams)), ("seek-start", None), ("seek-done", None),
+                              ("resume", frozenset(streams))]
+
+
+def test_nothing_assigned_means_nothing_to_seek():
+    consumer = RecordingConsumer({("app-orders-changelog", 0)})
+    assert asyncio.run(SeekFirstRecovery._seek_then_resume(recovery_with(consumer))) is False
+    assert consumer.calls == []
