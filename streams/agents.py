@@ -10,13 +10,18 @@ Pipeline (every hop keyed so the state it touches is owned by one partition's wo
                                           channels.stock (channel:sku)
   sweep_orders (timer) --> order.timers: unpaid locks past their TTL, finished orders to forget
 
-Outputs are acknowledged by the broker *before* the table values are written. The embedded
-broker has no transactions, so after a crash the table may be ahead of the committed input
-offset; the replayed input then finds its effect already in the state, and everything that
-effect produced is already in Kafka. The reverse order could persist an effect whose alert or
-channel update was lost. Replays repeat answers with the same ids; consumers dedupe on them.
-Events are taken per batch (``take_events``): one round of acknowledgements and one table
-write per key per batch, instead of one per event.
+A batch commits in this order (the embedded broker has no transactions):
+  1. its outputs *and* the new table values' changelog records are sent and acknowledged;
+  2. the local store (RocksDB) is written, then its persisted changelog offset;
+  3. the input events are acknowledged (Faust commits their offsets later).
+The changelog is the state of record: the local store is never ahead of it, so whichever worker
+recovers a partition (this one after a restart, another after a rebalance) rebuilds the same
+state. Faust's own table write does the reverse (store first, changelog later), which let a
+killed worker come back with values no other worker ever saw. After a crash the changelog may be
+ahead of the committed input offset; the replayed input then finds its effect already in the
+state (the dedup record lives in the same value), and everything that effect produced is already
+in Kafka. Replays repeat answers with the same ids; consumers dedupe on them. Events are taken
+per batch (``take_events``): one round of acknowledgements and one write per key per batch.
 """
 
 from __future__ import annotations
@@ -64,14 +69,27 @@ class Handler:
         self.w = wiring
         self.codec = wiring.kafka.codec
 
-    async def emit(self, outputs: list[Output]) -> None:
-        """Send outputs and wait until the broker has them all."""
+    async def emit(self, outputs: list[Output], table: faust.TableT | None = None,
+                   writes: dict[str, tuple[faust.EventT, Any]] | None = None) -> None:
+        """Send outputs and the changelog records of ``writes`` and wait until the broker has
+        them all; then write the local store (see the module docstring for why in this order)."""
         pending = []
         for topic, key, record, value in outputs:
             encoded = self.codec.encode(record, value, topic=topic.get_topic_name())
             pending.append(await topic.send(key=key.encode(), value=encoded, force=True))
+        changes = []
+        for key, (event, state) in (writes or {}).items():
+            value = None if state is None else state.to_dict()
+            assert table is not None
+            changes.append((key, event, value, await table.changelog_topic.send(
+                key=key, value=value, partition=event.message.partition, key_serializer=table.key_serializer,
+                value_serializer=table.value_serializer if value is not None else "raw", force=True)))
         for delivery in pending:
             await delivery
+        for key, event, value, delivery in changes:
+            metadata = await delivery
+            write_store(table, event, key, value)
+            table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
 
     def dead_output(self, event: faust.EventT, reason: str, error_type: str) -> Output:
         message = event.message
@@ -109,21 +127,20 @@ class Handler:
                 except Exception as exc:
                     logger.exception("handling %s failed", decoded.name)
                     batch.dead.append((event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR))
-            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead])
-            for key, (event, state) in batch.writes.items():
-                write_table(table, event, key, None if state is None else state.to_dict())
+            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes)
 
 
-def write_table(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
-    """Write (or delete, for None) a table value attributed to ``event``: Faust stores it and its
-    changelog record in the partition of the event that is current, and after a batch that is
-    not necessarily the one this key came from."""
+def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
+    """Write (or delete, for None) a value in the table's local store, in the partition of the
+    event that changed it (the store picks the partition of the current event, and after a
+    batch that is not necessarily the one this key came from). No changelog record: emit sent it."""
     token = _current_event.set(weakref.ref(event))
     try:
         if value is None:
-            table.pop(key, None)
+            if key in table.data:
+                del table.data[key]
         else:
-            table[key] = value
+            table.data[key] = value
     finally:
         _current_event.reset(token)
 

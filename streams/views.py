@@ -1,7 +1,9 @@
 """Web views over live table state (Faust web): what `lockstock stock show` and health checks read.
 
 ``/stock/{sku}/`` is routed by Faust to the worker that owns the SKU's partition, so the answer
-is the live state, never a copy.
+is the live state, never a copy. Routing goes by the *input topic's* key (``topic_route``): the
+table's own route hashes the JSON-encoded key, a different partition than the raw key the
+SKU's lock requests carry, and landed on a worker holding only a standby copy.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         return web.json(body, status=200 if body["ready"] else 503)
 
     @app.page("/stock/{sku}/")
-    @app.table_route(table=stock_table, match_info="sku")
+    @app.topic_route(topic=wiring.lock_requests, match_info="sku")
     async def stock_of(web: View, request: Request, sku: str) -> Response:
         if not ready():
             return recovering(web)
@@ -48,7 +50,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         return web.json({"skus": [SkuState.from_dict(v).public_view() for _, v in items]})
 
     @app.page("/orders/{order_id}/")
-    @app.table_route(table=orders_table, match_info="order_id")
+    @app.topic_route(topic=wiring.orders_placed, match_info="order_id")
     async def order_of(web: View, request: Request, order_id: str) -> Response:
         """An order's lifecycle status, lines and decision, from the worker that owns it."""
         if not ready():

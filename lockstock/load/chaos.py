@@ -88,11 +88,22 @@ class ChaosRun:
                           ", ".join(f"{e.action}{'' if e.worker < 0 else ' #' + str(e.worker)}@{e.at_s:.1f}s" for e in self.plan))
             report = self.load.run(before_settle=self._all_up)
             mismatches = self._state_mismatches()
+            stuck = self._consumers() if report["undecided"] else {}
         finally:
             self.pool.stop_all()
         report["chaos"] = {"events": self.done, "workers": len(self.slots), "producer_resent": self.load.resent,
-                           "state_mismatches": mismatches}
+                           "state_mismatches": mismatches, "consumers_when_stuck": stuck}
         return report
+
+    def _consumers(self) -> dict[str, Any]:
+        """Each worker's /consumer/ view: where it stands when orders are left undecided."""
+        views = {}
+        for slot, worker in enumerate(self.slots):
+            try:
+                views[f"worker-{slot}"] = worker.get_json("/consumer/", timeout=5)[1]
+            except (OSError, ValueError) as exc:
+                views[f"worker-{slot}"] = {"error": str(exc)}
+        return views
 
     def _tick(self, t: float) -> None:
         while self.pending and self.pending[0].at_s <= t:

@@ -36,7 +36,8 @@ from lockstock.errors import SettingsError
                                                 "--passthrough-messages", "--json")],
     *[(["loadtest", "--help"], knob) for knob in ("--rate", "--duration", "--shape", "--channels", "--skus",
                                                    "--stock-per-sku", "--zipf", "--multi-line", "--duplicates",
-                                                   "--cancellations", "--buyers", "--max-qty", "--seed", "--json")],
+                                                   "--cancellations", "--buyers", "--max-qty", "--seed", "--json",
+                                                   "--chaos", "--workers", "--kills")],
 ])
 def test_help_texts(command, expected):
     result = CliRunner().invoke(cli, command)
@@ -79,6 +80,8 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     (["loadtest", "--multi-line", "1.5"], {}, "--multi-line must be a share between 0 and 1"),
     (["loadtest", "--duplicates", "lots"], {}, "--duplicates must be a number"),
     (["loadtest", "--channels", "myspace"], {}, "--channels: myspace not in the catalog"),
+    (["loadtest", "--chaos", "--workers", "0"], {}, "--workers must be"),
+    (["loadtest", "--chaos", "--kills", "-1"], {}, "--kills must be"),
     (["demo", "--seconds", "5"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "--seconds must be >= 10"),
     (["stock", "set", "SKU-1", "--total", "3000", "--regions", "US=1200,EU=1000,SEA=800", "--flex-pct", "20"],
      {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "= 3600, more than the 3000 units that exist"),
