@@ -145,10 +145,36 @@ def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) 
         _current_event.reset(token)
 
 
+class Deadlines:
+    """order id -> when the sweeper must next look at it (see ``desk.next_due_at``)."""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog, self.due, self.generation = catalog, {}, None
+
+    def note(self, order_id: str, record: desk.OrderRecord | None) -> None:
+        when = desk.next_due_at(record, self.catalog) if record is not None else None
+        if when is None:
+            self.due.pop(order_id, None)
+        else:
+            self.due[order_id] = when
+
+    def forget(self, order_id: str) -> None:
+        self.due.pop(order_id, None)
+
+    def passed(self, now: int) -> list[str]:
+        return [order_id for order_id, when in self.due.items() if when <= now]
+
+    def rebuild(self, generation: Any, records: Any) -> None:
+        self.due, self.generation = {}, generation
+        for order_id, record in records:
+            self.note(order_id, record)
+
+
 def define_agents(app: faust.App, wiring: Wiring) -> None:
     h = Handler(wiring)
     catalog = wiring.catalog
     stock_table, orders_table = wiring.tables.stock, wiring.tables.orders
+    deadlines = Deadlines(catalog)
 
     def channel_of(*topics: faust.TopicT) -> faust.TopicT:
         return app.topic(*(t.get_topic_name() for t in topics), key_type=bytes, value_type=bytes, internal=False)
@@ -178,19 +204,28 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
             batch.dead.append((event, step.problem, INVALID_EVENT))
         if step.changed:
             batch.writes[order_id] = (event, step.record)
+            deadlines.note(order_id, step.record)
 
     @app.timer(interval=catalog.rules.sweep_interval_s, name="sweep_orders")
     async def sweep_orders() -> None:
         """Ask the desk to expire unpaid locks past their TTL and forget old finished orders.
-        Only this worker's active partitions are scanned; the desk re-checks every timer."""
+        Only orders whose deadline passed are read (not the whole table every tick); the
+        deadlines of this worker's active partitions are rebuilt after each rebalance. The desk
+        re-checks every timer."""
         if app.rebalancing or not app.tables.actives_ready:
             return
+        if deadlines.generation != app.consumer_generation_id:
+            deadlines.rebuild(app.consumer_generation_id, (
+                (order_id, desk.OrderRecord.from_dict(raw)) for order_id, raw in orders_table.items()))
         now = now_ms()
         due = []
-        for order_id, raw in orders_table.items():
-            kind = desk.due_timer(desk.OrderRecord.from_dict(raw), catalog, now)
+        for order_id in deadlines.passed(now):
+            raw = orders_table.get(order_id)
+            kind = desk.due_timer(desk.OrderRecord.from_dict(raw), catalog, now) if raw else None
             if kind:
                 due.append((wiring.order_timers, order_id, "OrderTimer", {"order_id": order_id, "kind": kind, "due_at": now}))
+            elif raw is None:
+                deadlines.forget(order_id)
         if due:
             await h.emit(due)
 

@@ -91,7 +91,8 @@ class ChaosRun:
             stuck = self._consumers() if report["undecided"] else {}
         finally:
             self.pool.stop_all()
-        report["chaos"] = {"events": self.done, "workers": len(self.slots), "producer_resent": self.load.resent,
+        report["chaos"] = {"events": self.done, "workers": len(self.slots), "app_id": self.kafka.settings.app_id,
+                           "topic_prefix": self.kafka.settings.topic_prefix, "producer_resent": self.load.resent,
                            "state_mismatches": mismatches, "consumers_when_stuck": stuck}
         return report
 

@@ -62,6 +62,9 @@ class Tally:
     def undecided(self) -> int:
         return len(self.sent_at) - len(self.first)
 
+    def undecided_sample(self, limit: int = 10) -> list[str]:
+        return sorted(o for o in self.sent_at if o not in self.first)[:limit]
+
     def latency(self) -> dict[str, float]:
         values = sorted(self.latencies_ms)
         if not values:
@@ -72,7 +75,7 @@ class Tally:
         statuses = Counter(d["status"] for d in self.final.values())
         reasons = Counter(f"{d['status']}:{d.get('reason') or '-'}" for d in self.final.values() if d["status"] != "LOCKED")
         return {"orders": len(self.sent_at), "decided": len(self.first), "undecided": self.undecided(),
-                "decisions_seen": self.decisions_seen, "flipped": len(self.flips), "final_status": dict(statuses), "reasons": dict(reasons),
+                "undecided_sample": self.undecided_sample(), "decisions_seen": self.decisions_seen, "flipped": len(self.flips), "final_status": dict(statuses), "reasons": dict(reasons),
                 "latency": self.latency(), "held_units": sum(self.held().values()), "oversold": self.oversold()}
 
 

@@ -244,6 +244,15 @@ def _forgettable(record: OrderRecord, catalog: Catalog, now: int) -> bool:
         now >= record.finished_at + catalog.rules.order_retention_s * 1000
 
 
+def next_due_at(record: OrderRecord, catalog: Catalog) -> int | None:
+    """When the order next needs a timer (TTL expiry, or forgetting it), if ever."""
+    if record.status == LOCKED and record.expires_at is not None:
+        return record.expires_at
+    if record.status in FINISHED and record.finished_at is not None:
+        return record.finished_at + catalog.rules.order_retention_s * 1000
+    return None
+
+
 def due_timer(record: OrderRecord, catalog: Catalog, now: int) -> str | None:
     """The timer an order needs now, if any (the sweeper sends it; the desk re-checks)."""
     if record.status == LOCKED and record.expires_at is not None and now >= record.expires_at:

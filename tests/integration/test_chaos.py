@@ -13,7 +13,19 @@ import sys
 
 import pytest
 
+from lockstock.kafka import Kafka
+from tests.integration.trail import order_trail
+
 pytestmark = pytest.mark.integration
+
+
+def diagnosis(kafka, report: dict) -> str:
+    """Where the undecided orders went, and where each worker's consumer stood."""
+    chaos = report.get("chaos") or {}
+    if not chaos or not report.get("undecided_sample"):
+        return ""
+    run = Kafka(kafka.settings.with_(app_id=chaos["app_id"], topic_prefix=chaos["topic_prefix"]), kafka.profile, kafka.codec)
+    return "\n" + order_trail(run, report["undecided_sample"]) + "\n" + json.dumps(chaos.get("consumers_when_stuck"))[:6000]
 
 
 def test_chaos_run_loses_doubles_and_oversells_nothing(kafka, tmp_path):
@@ -26,8 +38,7 @@ def test_chaos_run_loses_doubles_and_oversells_nothing(kafka, tmp_path):
         capture_output=True, text=True, timeout=420,
     )
     report = json.loads(out.read_text()) if out.exists() else {}
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:] + \
-        json.dumps((report.get("chaos") or {}).get("consumers_when_stuck"))[:6000]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:] + diagnosis(kafka, report)
     actions = [e["action"] for e in report["chaos"]["events"]]
     assert actions.count("kill") == 3 and actions.count("restart") == 3 and actions.count("producer-restart") == 1
     assert report["chaos"]["workers"] == 2

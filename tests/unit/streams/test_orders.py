@@ -10,7 +10,7 @@ import pytest
 from lockstock.catalog import load_catalog
 from streams.engine.orders import (
     CANCELLED, COMPENSATION, EMPTY_ORDER, EXPIRE, FORGET, INVALID_QUANTITY, INVALID_SKU, PAID, PAYMENT_TIMEOUT,
-    PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, OrderRecord, due_timer, on_line_result, on_order_event,
+    PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, OrderRecord, due_timer, next_due_at, on_line_result, on_order_event,
     on_order_placed, on_timer, units_per_sku, validate_order,
 )
 from streams.engine.stock import LOCKED, OUT_OF_STOCK, REJECTED, RELEASED, SHIPPED
@@ -333,3 +333,18 @@ def test_record_survives_its_dict_form():
     data = copy.deepcopy(record.to_dict())
     assert OrderRecord.from_dict(data) == record
     assert OrderRecord.from_dict(data).to_dict() == record.to_dict()
+
+
+def test_next_due_at_is_exactly_when_a_timer_becomes_due():
+    """The sweeper reads only orders whose deadline passed: a timer must never be due earlier."""
+    locked = locked_order(at=T0)
+    paid = on_order_event(locked_order(at=T0), event("PAID"), CATALOG, T0 + 1).record
+    cancelled = on_order_event(locked_order(at=T0), event("CANCELLED"), CATALOG, T0 + 2).record
+    rejected = on_order_placed(None, order(("A", 0)), CATALOG, T0).record
+    for record in (locked, paid, cancelled, rejected):
+        due = next_due_at(record, CATALOG)
+        if due is None:
+            assert due_timer(record, CATALOG, T0 + 10**12) is None
+        else:
+            assert due_timer(record, CATALOG, due - 1) is None and due_timer(record, CATALOG, due) is not None
+    assert next_due_at(paid, CATALOG) is None and next_due_at(locked, CATALOG) == T0 + TTL_MS
