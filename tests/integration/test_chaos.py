@@ -28,6 +28,7 @@ def diagnosis(kafka, report: dict) -> str:
     return "\n" + order_trail(run, report["undecided_sample"]) + "\n" + json.dumps(chaos.get("consumers_when_stuck"))[:6000]
 
 
+@pytest.mark.timeout(600)  # slow CI machines: the run itself is bounded by its own timeout
 def test_chaos_run_loses_doubles_and_oversells_nothing(kafka, tmp_path):
     out = tmp_path / "chaos.json"
     result = subprocess.run(
