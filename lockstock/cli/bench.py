@@ -74,8 +74,8 @@ def bench(settings: Settings, workers: str, orders: str, rates: str, rate_second
         pool = None
         if settings.embedded:
             pool = WorkerPool(kafka.settings, kafka.settings.data_dir / "bench-logs")
-            for _ in range(worker_count):
-                pool.start()
+            for index in range(worker_count):
+                pool.start(data_dir=kafka.settings.data_dir / f"worker-{index}")  # RocksDB: one directory per worker
             for worker in pool.started:
                 worker.wait_ready()
         try:
