@@ -78,9 +78,9 @@ class Handler:
             encoded = self.codec.encode(record, value, topic=topic.get_topic_name())
             pending.append(await topic.send(key=key.encode(), value=encoded, force=True))
         changes = []
+        assert table is not None or not writes
         for key, (event, state) in (writes or {}).items():
             value = None if state is None else state.to_dict()
-            assert table is not None
             changes.append((key, event, value, await table.changelog_topic.send(
                 key=key, value=value, partition=event.message.partition, key_serializer=table.key_serializer,
                 value_serializer=table.value_serializer if value is not None else "raw", force=True)))
@@ -145,36 +145,11 @@ def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) 
         _current_event.reset(token)
 
 
-class Deadlines:
-    """order id -> when the sweeper must next look at it (see ``desk.next_due_at``)."""
-
-    def __init__(self, catalog: Any) -> None:
-        self.catalog, self.due, self.generation = catalog, {}, None
-
-    def note(self, order_id: str, record: desk.OrderRecord | None) -> None:
-        when = desk.next_due_at(record, self.catalog) if record is not None else None
-        if when is None:
-            self.due.pop(order_id, None)
-        else:
-            self.due[order_id] = when
-
-    def forget(self, order_id: str) -> None:
-        self.due.pop(order_id, None)
-
-    def passed(self, now: int) -> list[str]:
-        return [order_id for order_id, when in self.due.items() if when <= now]
-
-    def rebuild(self, generation: Any, records: Any) -> None:
-        self.due, self.generation = {}, generation
-        for order_id, record in records:
-            self.note(order_id, record)
-
-
 def define_agents(app: faust.App, wiring: Wiring) -> None:
     h = Handler(wiring)
     catalog = wiring.catalog
     stock_table, orders_table = wiring.tables.stock, wiring.tables.orders
-    deadlines = Deadlines(catalog)
+    deadlines = desk.Deadlines(catalog)
 
     def channel_of(*topics: faust.TopicT) -> faust.TopicT:
         return app.topic(*(t.get_topic_name() for t in topics), key_type=bytes, value_type=bytes, internal=False)

@@ -11,14 +11,14 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from lockstock.broker.embedded import free_port
 from lockstock.errors import SettingsError
-
-if TYPE_CHECKING:
-    from lockstock.kafka import Kafka
-    from lockstock.load.profile import LoadProfile
+from lockstock.kafka import Kafka
+from lockstock.load.profile import LoadProfile
+from lockstock.load.run import LoadRun
+from lockstock.supervise import WorkerPool
 
 KILL, RESTART, PRODUCER_RESTART = "kill", "restart", "producer-restart"
 MIN_DOWN_S, MAX_DOWN_S = 0.5, 4.0
@@ -60,11 +60,8 @@ class ChaosRun:
     promised: every order decided and never flipped, nothing oversold, and the engine's state,
     asked of whichever worker owns each SKU, holding exactly what the decisions say."""
 
-    def __init__(self, kafka: "Kafka", profile: "LoadProfile", settle_s: float, workers: int, kills: int,
+    def __init__(self, kafka: Kafka, profile: LoadProfile, settle_s: float, workers: int, kills: int,
                  seed: int, log_dir: Path, progress: Callable[[str], None] = print) -> None:
-        from lockstock.load.run import LoadRun
-        from lockstock.supervise import WorkerPool
-
         self.kafka, self.progress = kafka, progress
         self.plan = plan_chaos(profile.duration_s, workers, kills, seed)
         self.pending = list(self.plan)

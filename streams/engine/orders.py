@@ -10,7 +10,7 @@ order gets the same decision. Every function returns a ``DeskStep``: what to sto
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from lockstock.catalog import Catalog
 from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED
@@ -251,6 +251,35 @@ def next_due_at(record: OrderRecord, catalog: Catalog) -> int | None:
     if record.status in FINISHED and record.finished_at is not None:
         return record.finished_at + catalog.rules.order_retention_s * 1000
     return None
+
+
+class Deadlines:
+    """order id -> when the sweeper must next look at it (``next_due_at``), so a sweep reads only
+    the orders whose deadline passed. ``generation`` names the partition assignment it was built
+    for: after a rebalance it is rebuilt from the orders this worker then owns."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog: Catalog = catalog
+        self.due: dict[str, int] = {}
+        self.generation: Any = None
+
+    def note(self, order_id: str, record: OrderRecord | None) -> None:
+        when = next_due_at(record, self.catalog) if record is not None else None
+        if when is None:
+            self.due.pop(order_id, None)
+        else:
+            self.due[order_id] = when
+
+    def forget(self, order_id: str) -> None:
+        self.due.pop(order_id, None)
+
+    def passed(self, now: int) -> list[str]:
+        return [order_id for order_id, when in self.due.items() if when <= now]
+
+    def rebuild(self, generation: Any, records: Iterable[tuple[str, OrderRecord]]) -> None:
+        self.due, self.generation = {}, generation
+        for order_id, record in records:
+            self.note(order_id, record)
 
 
 def due_timer(record: OrderRecord, catalog: Catalog, now: int) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from lockstock.catalog import load_catalog
 from streams.engine.orders import (
     CANCELLED, COMPENSATION, EMPTY_ORDER, EXPIRE, FORGET, INVALID_QUANTITY, INVALID_SKU, PAID, PAYMENT_TIMEOUT,
-    PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, OrderRecord, due_timer, next_due_at, on_line_result, on_order_event,
+    PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, Deadlines, OrderRecord, due_timer, next_due_at, on_line_result, on_order_event,
     on_order_placed, on_timer, units_per_sku, validate_order,
 )
 from streams.engine.stock import LOCKED, OUT_OF_STOCK, REJECTED, RELEASED, SHIPPED
@@ -348,3 +348,18 @@ def test_next_due_at_is_exactly_when_a_timer_becomes_due():
         else:
             assert due_timer(record, CATALOG, due - 1) is None and due_timer(record, CATALOG, due) is not None
     assert next_due_at(paid, CATALOG) is None and next_due_at(locked, CATALOG) == T0 + TTL_MS
+
+
+def test_deadlines_list_only_orders_whose_timer_is_due_and_follow_each_write():
+    locked = locked_order(at=T0)
+    paid = on_order_event(locked_order(at=T0), event("PAID"), CATALOG, T0 + 1).record
+    deadlines = Deadlines(CATALOG)
+    deadlines.rebuild("gen-1", [("o-locked", locked), ("o-paid", paid)])
+    assert deadlines.generation == "gen-1" and deadlines.due == {"o-locked": T0 + TTL_MS}  # paid: never due
+    assert deadlines.passed(T0 + TTL_MS - 1) == [] and deadlines.passed(T0 + TTL_MS) == ["o-locked"]
+    expired = on_timer(locked, {"kind": EXPIRE}, CATALOG, T0 + TTL_MS).record
+    deadlines.note("o-locked", expired)  # released: now due when it may be forgotten
+    assert deadlines.due["o-locked"] == next_due_at(expired, CATALOG) > T0 + TTL_MS
+    deadlines.note("o-locked", None)  # forgotten
+    deadlines.forget("o-unknown")
+    assert deadlines.due == {}
