@@ -31,7 +31,9 @@ def cli(log_level: str) -> None:
 
 
 def main() -> None:
-    from lockstock.cli import bench, broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (registers commands)
+    from lockstock.cli import (  # noqa: F401  (registers commands)
+        audit, bench, broker, connectors, demo, loadtest, sheet, stock, topics, up, worker,
+    )
 
     try:
         cli.main(prog_name="lockstock")

@@ -1,0 +1,1 @@
+"""`lockstock audit`: (being written this session)."""

@@ -1,0 +1,1 @@
+"""`lockstock sheet`: (being written this session)."""

@@ -1,0 +1,1 @@
+"""`lockstock up`: (being written this session)."""
