@@ -21,7 +21,7 @@ class TopicSpec:
     key: str  # what the record key holds (UTF-8 string)
     value_schemas: tuple[str, ...]  # Avro record names this topic may carry
     cleanup_policy: str  # "delete" or "compact"
-    retention_ms: int | None  # None: broker default / forever for compacted
+    retention_ms: int | None  # None: broker default / forever for compacted; -1: kept forever
     description: str
     internal: bool = False  # written and read only by lockstock workers
 
@@ -55,6 +55,10 @@ INVENTORY_ALERTS = TopicSpec(
     "inventory.alerts", "sku", ("InventoryAlert",), "delete", 30 * DAY_MS,
     "Flex transfers, purchase-limit triggers, replenishment and reallocation alerts.",
 )
+INVENTORY_AUDIT = TopicSpec(
+    "inventory.audit", "sku", ("AuditRecord",), "delete", -1,
+    "Every stock movement per SKU as a SHA-256 hash chain (kept forever; `lockstock audit verify`).",
+)
 CHANNELS_STOCK = TopicSpec(
     "channels.stock", "channel:sku", ("ChannelStock",), "compact", None,
     "Per-channel sellable quantity, latest per channel:sku; what connectors push to marketplaces.",
@@ -81,7 +85,7 @@ ORDER_TIMERS = TopicSpec(
 
 ALL: tuple[TopicSpec, ...] = (
     ORDERS_PLACED, ORDERS_EVENTS, ORDERS_DECISIONS, INVENTORY_COMMANDS, INVENTORY_ALERTS,
-    CHANNELS_STOCK, DEADLETTER, LOCK_REQUESTS, LOCK_RESULTS, ORDER_TIMERS,
+    INVENTORY_AUDIT, CHANNELS_STOCK, DEADLETTER, LOCK_REQUESTS, LOCK_RESULTS, ORDER_TIMERS,
 )
 
 # Faust tables (name -> the registry topic whose partitions it follows). streams/tables.py

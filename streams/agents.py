@@ -7,11 +7,13 @@ Pipeline (every hop keyed so the state it touches is owned by one partition's wo
                                  \\--> orders.decisions (order_id)
   lock.requests + inventory.commands (sku)
       --lock_stock_lines [stock table]--> lock.results (order_id), inventory.alerts (sku),
-                                          channels.stock (channel:sku)
+                                          channels.stock (channel:sku), inventory.audit (sku)
   sweep_orders (timer) --> order.timers: unpaid locks past their TTL, finished orders to forget
 
 A batch commits in this order (the embedded broker has no transactions):
-  1. its outputs *and* the new table values' changelog records are sent and acknowledged;
+  1. its outputs *and* the new table values' changelog records are sent and acknowledged (a batch
+     with audit records has its outputs acknowledged first: a SKU state never names an audit
+     chain head the topic lacks, see streams/engine/audit.py);
   2. the local store (RocksDB) is written, then its persisted changelog offset;
   3. the input events are acknowledged (Faust commits their offsets later).
 The changelog is the state of record: the local store is never ahead of it, so whichever worker
@@ -39,6 +41,7 @@ from lockstock.codec import Decoded
 from lockstock.deadletter import INVALID_COMMAND, INVALID_EVENT, PROCESSING_ERROR, UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError
 from streams.app import Wiring
+from streams.engine import audit
 from streams.engine import orders as desk
 from streams.engine.channels import channel_stock_updates
 from streams.engine.commands import CommandError, apply_command
@@ -60,6 +63,7 @@ class Batch:
     outputs: list[Output] = field(default_factory=list)
     dead: list[tuple[faust.EventT, str, str]] = field(default_factory=list)  # event, reason, error type
     writes: dict[str, tuple[faust.EventT, Any]] = field(default_factory=dict)  # key -> (event, state or None)
+    outputs_first: bool = False  # acknowledge the outputs before sending the changelog
 
 
 class Handler:
@@ -70,13 +74,16 @@ class Handler:
         self.codec = wiring.kafka.codec
 
     async def emit(self, outputs: list[Output], table: faust.TableT | None = None,
-                   writes: dict[str, tuple[faust.EventT, Any]] | None = None) -> None:
+                   writes: dict[str, tuple[faust.EventT, Any]] | None = None, *, outputs_first: bool = False) -> None:
         """Send outputs and the changelog records of ``writes`` and wait until the broker has
         them all; then write the local store (see the module docstring for why in this order)."""
         pending = []
         for topic, key, record, value in outputs:
             encoded = self.codec.encode(record, value, topic=topic.get_topic_name())
             pending.append(await topic.send(key=key.encode(), value=encoded, force=True))
+        if outputs_first:
+            for delivery in pending:
+                await delivery
         changes = []
         assert table is not None or not writes
         for key, (event, state) in (writes or {}).items():
@@ -127,7 +134,8 @@ class Handler:
                 except Exception as exc:
                     logger.exception("handling %s failed", decoded.name)
                     batch.dead.append((event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR))
-            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes)
+            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes,
+                            outputs_first=batch.outputs_first)
 
 
 def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
@@ -216,10 +224,12 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         else:
             raw = stock_table.get(sku)
             state = SkuState.from_dict(raw) if raw else None
+        before = audit.balances(state)
         if decoded.name == "LineLockRequest":
             state, result, alerts = apply_line_request(state, value, catalog, now)
             if result is not None:
                 batch.outputs.append((wiring.lock_results, result["order_id"], "LineLockResult", result))
+            movement = audit.line_movement(value, result, alerts)
         else:
             try:
                 state, applied, alerts = apply_command(state, value, catalog, now)
@@ -228,9 +238,16 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
                 return
             if not applied:
                 return
+            movement = audit.command_movement(value, alerts)
         if state is None:
             return
+        at = int(event.message.timestamp * 1000) if event.message.timestamp else now
+        record = audit.append_movement(state, before, at=at, **movement)
+        if record is not None:
+            batch.outputs.append((wiring.audit, sku, "AuditRecord", record))
+            batch.outputs_first = True
         batch.outputs += [(wiring.alerts, a["sku"], "InventoryAlert", a) for a in alerts]
         batch.outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
                           for u in channel_stock_updates(state, catalog, now)]
         batch.writes[sku] = (event, state)
+

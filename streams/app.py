@@ -33,6 +33,7 @@ class Wiring:
     order_timers: faust.TopicT
     decisions: faust.TopicT
     alerts: faust.TopicT
+    audit: faust.TopicT
     channel_stock: faust.TopicT
     deadletter: faust.TopicT
 
@@ -80,6 +81,7 @@ def create_app(kafka: Kafka) -> faust.App:
         order_timers=topic(names.order_timers),
         decisions=topic(names.orders_decisions),
         alerts=topic(names.inventory_alerts),
+        audit=topic(names.inventory_audit),
         channel_stock=topic(names.channels_stock),
         deadletter=topic(names.deadletter),
     )

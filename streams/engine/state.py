@@ -86,6 +86,8 @@ class SkuState:
     published: dict[str, list] = field(default_factory=dict)  # channel -> [sellable, available, paused, flex] last sent
     seq: int = 0  # ChannelStock sequence for this SKU
     ship_shortfall: int = 0  # units shipped that no warehouse's count covered (count is off)
+    audit_seq: int = 0  # the SKU's audit chain head (streams.engine.audit): last record's seq
+    audit_head: str = "0" * 64  # ... and its hash (64 zeros: no record yet)
 
     @property
     def available(self) -> int:
@@ -107,7 +109,7 @@ class SkuState:
             "limit_source": self.limit_source, "paused": self.paused, "sales": self.sales,
             "low_stock": self.low_stock, "alert_seq": self.alert_seq,
             "applied_commands": self.applied_commands, "published": self.published, "seq": self.seq,
-            "ship_shortfall": self.ship_shortfall,
+            "ship_shortfall": self.ship_shortfall, "audit_seq": self.audit_seq, "audit_head": self.audit_head,
         }
 
     @classmethod
@@ -134,6 +136,7 @@ class SkuState:
             "buyer_limit": self.buyer_limit, "limit_source": self.limit_source,
             "paused_channels": sorted(self.paused), "open_reservations": len(self.reservations),
             "low_stock": self.low_stock, "ship_shortfall": self.ship_shortfall,
+            "audit": {"seq": self.audit_seq, "head": self.audit_head},
         }
 
 

@@ -47,6 +47,9 @@ EXAMPLES = {
                        "raised_at": T, "region": "US", "channel": None, "quantity": 200, "details": {"from": "flex"}},
     "ChannelStock": {"channel": "tiktok-us", "sku": "A", "sellable": 40, "available": 50, "updated_at": T, "seq": 17, "paused": False,
                      "region": "US", "flex": 10},
+    "AuditRecord": {"sku": "A", "seq": 3, "movement": "LOCK", "ref": "o-1", "qty": 2, "region": "US",
+                    "detail": "", "balances": {"total": 100, "flex": 10, "US.locked": 2}, "at": T,
+                    "prev_hash": "0" * 64, "hash": "ab" * 32},
     "DeadLetter": {"source_topic": "lockstock.orders.placed", "source_partition": 3, "source_offset": 42, "key": b"k",
                    "payload": b"\x00\xff", "reason": "not Avro", "error_type": "UNDECODABLE", "service": "streams", "failed_at": T},
 }

@@ -6,7 +6,8 @@ def test_default_names_are_the_public_contract():
     topics = Topics("lockstock")
     assert {name for name, spec in topics if not spec.internal} == {
         "lockstock.orders.placed", "lockstock.orders.events", "lockstock.orders.decisions",
-        "lockstock.inventory.commands", "lockstock.inventory.alerts", "lockstock.channels.stock",
+        "lockstock.inventory.commands", "lockstock.inventory.alerts", "lockstock.inventory.audit",
+        "lockstock.channels.stock",
         "lockstock.deadletter",
     }
     assert topics.orders_placed == "lockstock.orders.placed"

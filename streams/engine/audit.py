@@ -1,0 +1,173 @@
+"""The audit trail: every stock movement of a SKU as one link of a SHA-256 hash chain.
+
+Each record carries the hash of the SKU's previous record, and its own hash over its canonical
+JSON, so altering, removing or reordering a record breaks the chain where it happened. The
+chain's head (seq and hash) lives in the SKU's state, written with the counts it describes; the
+agent sends a batch's audit records and has them acknowledged *before* it writes that state,
+so a state never points at a record the topic lacks. A redelivered input after a crash finds its
+effect in the state and makes no new record; one replayed before its state was written makes
+the same record again (its time is the input's Kafka timestamp), which the check skips as a
+duplicate. Pure functions: no Kafka here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from streams.engine.state import SkuState
+
+GENESIS = "0" * 64
+
+
+def balances(state: SkuState | None) -> dict[str, int]:
+    """The SKU's counts that a movement changes: what each audit record freezes."""
+    if state is None:
+        return {}
+    counts = {"total": state.total, "flex": state.flex,
+              "in_transit": sum(t["qty"] for t in state.in_transit.values())}
+    for name, region in state.regions.items():
+        counts.update({f"{name}.allocation": region.allocation, f"{name}.locked": region.locked,
+                       f"{name}.paid": region.paid, f"{name}.shipped": region.shipped})
+    counts.update({f"wh.{name}": units for name, units in state.warehouses.items()})
+    return counts
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """SHA-256 of every field but ``hash``, as JSON with sorted keys and no spaces."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode()).hexdigest()
+
+
+def append_movement(state: SkuState, before: dict[str, int], *, movement: str, ref: str, qty: int,
+                    region: str | None, detail: str, at: int) -> dict[str, Any] | None:
+    """The audit record of what just changed ``state`` (None if its counts did not change),
+    chained to the SKU's previous record; the state's chain head moves to it."""
+    after = balances(state)
+    if after == before:
+        return None
+    record = {"sku": state.sku, "seq": state.audit_seq + 1, "movement": movement, "ref": ref, "qty": qty,
+              "region": region, "detail": detail, "balances": after, "at": at, "prev_hash": state.audit_head}
+    record["hash"] = record_hash(record)
+    state.audit_seq, state.audit_head = record["seq"], record["hash"]
+    return record
+
+
+def describe_alerts(alerts: Iterable[dict[str, Any]]) -> str:
+    """The automatic moves an action set off (flex transfers, reallocations), for ``detail``."""
+    moved = [a["message"] for a in alerts if a["type"] in ("FLEX_TRANSFER", "REALLOCATION")]
+    return "; ".join(moved)
+
+
+def line_movement(request: dict[str, Any], result: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """How an order line's action reads in the audit trail."""
+    detail = [request.get("reason") or "", f"warehouse {request['warehouse']}" if request.get("warehouse") else "",
+              describe_alerts(alerts)]
+    return {"movement": request["action"], "ref": request["order_id"], "qty": request["qty"],
+            "region": (result or {}).get("region") or request.get("region") or None,
+            "detail": "; ".join(d for d in detail if d)}
+
+
+def command_movement(command: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """How an operator command reads in the audit trail (RESTOCK of a landed shipment: RECEIVE)."""
+    kind = command["type"]
+    received = kind == "RESTOCK" and command.get("transit_id")
+    detail = [f"shipment {command['transit_id']} received" if received else "",
+              f"to {command['to_region']}" if command.get("to_region") else "",
+              f"in transit, ETA {_iso(command['eta'])}" if kind == "RESTOCK" and command.get("eta") and not received else "",
+              command.get("reason") or "", f"by {command['issued_by']}" if command.get("issued_by") else "",
+              describe_alerts(alerts)]
+    return {"movement": "RECEIVE" if received else kind, "ref": command["command_id"],
+            "qty": command.get("quantity") or (command.get("total") if kind == "SET_STOCK" else 0) or 0,
+            "region": command.get("region"), "detail": "; ".join(d for d in detail if d)}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+# -- checking a chain ------------------------------------------------------------------------
+
+@dataclass
+class Link:
+    """A record as read back, with where it was found (for the report)."""
+
+    record: dict[str, Any]
+    where: str  # e.g. "partition 2 offset 117"
+    error: str | None = None  # set when the record could not even be decoded
+
+
+@dataclass
+class ChainReport:
+    sku: str
+    records: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    duplicates: int = 0  # identical records written twice (a replay after a crash): harmless
+    broken: str | None = None  # the first broken link, in words
+    broken_seq: int | None = None
+    broken_where: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sku": self.sku, "ok": self.ok, "records": self.records, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "duplicates": self.duplicates, "broken": self.broken,
+                "broken_seq": self.broken_seq, "broken_where": self.broken_where}
+
+
+@dataclass
+class _Walk:
+    report: ChainReport
+    hashes: dict[int, str] = field(default_factory=dict)  # seq -> hash accepted
+
+
+def verify_chain(sku: str, links: Iterable[Link], *, state_head: tuple[int, str] | None = None) -> ChainReport:
+    """Replay one SKU's records in topic order and report the first broken link: a record whose
+    hash does not match its content, whose prev_hash is not its predecessor's hash, whose seq
+    skips or repeats with other content (a fork), or, given the engine's own head
+    ``state_head`` = (seq, hash), a chain that does not reach it (records missing at the end)."""
+    walk = _Walk(ChainReport(sku))
+    report = walk.report
+
+    def broken(seq: int | None, where: str | None, why: str) -> ChainReport:
+        report.broken, report.broken_seq, report.broken_where = why, seq, where
+        return report
+
+    for link in links:
+        record, where = link.record, link.where
+        if link.error:
+            return broken(report.head_seq + 1, where, link.error)
+        seq = record.get("seq")
+        if record.get("sku") != sku:
+            return broken(seq, where, f"record of SKU {record.get('sku')!r} in the chain of {sku!r}")
+        if record_hash(record) != record.get("hash"):
+            return broken(seq, where, f"seq {seq}: the record's content does not match its hash (altered)")
+        if seq in walk.hashes:
+            if walk.hashes[seq] == record["hash"]:
+                report.duplicates += 1
+                continue
+            return broken(seq, where, f"seq {seq} appears twice with different content (a forged or forked record)")
+        expected_seq = report.head_seq + 1
+        if seq != expected_seq:
+            return broken(seq, where, f"seq {seq} follows seq {report.head_seq}: "
+                                      f"{'records missing' if seq > expected_seq else 'out of order'}")
+        if record["prev_hash"] != report.head_hash:
+            return broken(seq, where, f"seq {seq}: prev_hash does not match the hash of seq {report.head_seq}")
+        walk.hashes[seq] = record["hash"]
+        report.records += 1
+        report.head_seq, report.head_hash = seq, record["hash"]
+    if state_head is not None:
+        seq, head = state_head
+        if seq > report.head_seq:
+            return broken(report.head_seq + 1, None,
+                          f"the engine's state is at seq {seq} but the topic ends at seq {report.head_seq} (records missing)")
+        if walk.hashes.get(seq, GENESIS if seq == 0 else None) != head:
+            return broken(seq, None, f"the engine's state holds a different hash for seq {seq} than the topic")
+    return report
