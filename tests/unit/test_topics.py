@@ -28,3 +28,13 @@ def test_tables_and_changelogs_are_registered():
     assert set(changelog_topics("lockstock")) == {f"lockstock-{t}-changelog" for t in TABLES}
     # SKU-keyed state follows the SKU-keyed topics; order state the order-keyed results.
     assert TABLES["stock"].key == "sku" and TABLES["orders"].key == "order_id"
+
+
+def test_docs_topics_md_is_generated_from_the_registry():
+    from pathlib import Path
+
+    from lockstock.cli.topics import registry_markdown
+    from lockstock.settings import Settings
+
+    doc = Path(__file__).parents[2] / "docs" / "topics.md"
+    assert doc.read_text() == registry_markdown(Settings()), "run: lockstock topics list --markdown > docs/topics.md"
