@@ -9,6 +9,7 @@ hands each result to the event loop with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from typing import Any
 
@@ -44,6 +45,41 @@ class AckedProducer:
             raise BrokerError("producer queue is full; try again") from None
         except Exception as exc:  # KafkaException: unknown topic, message too large, ...
             raise BrokerError(describe_kafka_error(exc)) from None
+        return await done
+
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes | None, int | None]]) -> list[tuple[int, int]]:
+        """Send (topic, key, value, partition or None) records; once the broker acknowledged
+        every one, their (partition, offset) in order. One wake-up of the event loop per call,
+        not per record: this is the hot path of the lock engine's batches."""
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        positions: list[Any] = [None] * len(records)
+        waiting = [len(records), None]  # records not yet acknowledged, first error
+
+        def delivered(index: int, error: Any, message: Any) -> None:  # runs on the poll thread only
+            if error is not None and waiting[1] is None:
+                waiting[1] = error
+            else:
+                positions[index] = (message.partition(), message.offset())
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                loop.call_soon_threadsafe(_settle, done, (waiting[1], positions))
+
+        for index, (topic, key, value, partition) in enumerate(records):
+            callback = functools.partial(delivered, index)
+            while True:
+                try:
+                    if partition is None:
+                        self.producer.produce(topic, key=key, value=value, on_delivery=callback)
+                    else:
+                        self.producer.produce(topic, key=key, value=value, partition=partition, on_delivery=callback)
+                    break
+                except BufferError:  # the local queue is full: let the poll thread drain it
+                    await asyncio.sleep(0.005)
+                except Exception as exc:
+                    raise BrokerError(describe_kafka_error(exc)) from None
         return await done
 
     def close(self, timeout: float = 10.0) -> int:

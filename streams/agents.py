@@ -34,7 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import faust
+import orjson
 from faust.streams import _current_event
+from faust.types import TP
+
+from lockstock.acked import AckedProducer
 
 from lockstock.clock import now_ms
 from lockstock.codec import Decoded
@@ -72,31 +76,34 @@ class Handler:
     def __init__(self, wiring: Wiring) -> None:
         self.w = wiring
         self.codec = wiring.kafka.codec
+        # linger 1 ms: a batch's records are produced together anyway; each hop waits for acks.
+        self.producer = AckedProducer(wiring.kafka, **{"linger.ms": 1})
 
     async def emit(self, outputs: list[Output], table: faust.TableT | None = None,
                    writes: dict[str, tuple[faust.EventT, Any]] | None = None, *, outputs_first: bool = False) -> None:
         """Send outputs and the changelog records of ``writes`` and wait until the broker has
-        them all; then write the local store (see the module docstring for why in this order)."""
-        pending = []
-        for topic, key, record, value in outputs:
-            encoded = self.codec.encode(record, value, topic=topic.get_topic_name())
-            pending.append(await topic.send(key=key.encode(), value=encoded, force=True))
-        if outputs_first:
-            for delivery in pending:
-                await delivery
+        them all; then write the local store (see the module docstring for why in this order).
+        Records go through one idempotent confluent-kafka producer: Faust's own send costs more
+        per record than the decision it carries."""
+        records = [(topic.get_topic_name(), key.encode(), self.codec.encode(record, value, topic=topic.get_topic_name()), None)
+                   for topic, key, record, value in outputs]
         changes = []
         assert table is not None or not writes
-        for key, (event, state) in (writes or {}).items():
-            value = None if state is None else state.to_dict()
-            changes.append((key, event, value, await table.changelog_topic.send(
-                key=key, value=value, partition=event.message.partition, key_serializer=table.key_serializer,
-                value_serializer=table.value_serializer if value is not None else "raw", force=True)))
-        for delivery in pending:
-            await delivery
-        for key, event, value, delivery in changes:
-            metadata = await delivery
+        if writes:
+            changelog = table.changelog_topic.get_topic_name()
+            for key, (event, state) in writes.items():
+                value = None if state is None else state.to_dict()
+                changes.append((key, event, value))
+                records.append((changelog, orjson.dumps(key), None if value is None else orjson.dumps(value),
+                                event.message.partition))
+        if outputs_first and changes:
+            await self.producer.send_all(records[:len(outputs)])
+            positions = await self.producer.send_all(records[len(outputs):])
+        else:
+            positions = (await self.producer.send_all(records))[len(outputs):]
+        for (key, event, value), (partition, offset) in zip(changes, positions):
             write_store(table, event, key, value)
-            table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
+            table.data.set_persisted_offset(TP(changelog, partition), offset)
 
     def dead_output(self, event: faust.EventT, reason: str, error_type: str) -> Output:
         message = event.message
