@@ -17,7 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lockstock demo
 
+# The war room's browser test needs Chromium: install Debian's when missing and we are root.
 test: $(STAMP)
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || true
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

@@ -14,6 +14,7 @@ import json
 import queue
 import random
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -31,9 +32,10 @@ from lockstock.cli.options import echo_table, settings_options
 from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
 from lockstock.kafka import kafka_for
-from lockstock.settings import Settings, parse_int
+from lockstock.settings import Settings, parse_int, parse_port
 from lockstock.simulation import OPERATOR_ACTIONS, SEED_SPLIT, SKUS, Lifecycle, plan_stream, real_seconds, sim_clock
 from lockstock.supervise import WorkerPool, WorkerProcess
+from lockstock.warroom.service import WarRoomService
 from lockstock.watch import TopicWatcher, percentile
 from streams.engine.commands import CommandError, plan_split
 
@@ -54,37 +56,51 @@ def demo_catalog(base: Catalog, seconds: float) -> dict[str, Any]:
     return compressed
 
 
+def write_demo_catalog(base: Catalog, seconds: float, directory: Path) -> tuple[Path, Catalog]:
+    """The compressed catalog written where workers load it from, and read back (checked)."""
+    path = directory / "channels.yaml"
+    path.write_text(yaml.safe_dump(demo_catalog(base, seconds), sort_keys=False))
+    return path, load_catalog(path)
+
+
 @cli.command()
 @settings_options
 @click.option("--orders", default="2400", show_default=True, help="Orders in the stream (100-100000).")
 @click.option("--seconds", default="60", show_default=True, help="Real seconds the 90-minute stream takes (10-3600).")
 @click.option("--seed", default="7", show_default=True, help="Random seed, for a repeatable run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON here.")
-def demo(settings: Settings, orders: str, seconds: str, seed: str, json_path: Path | None) -> None:
+@click.option("--war-room", "war_room", metavar="PORT", help="Also serve the war room on this port while the stream plays "
+              "(http://127.0.0.1:PORT/); `lockstock up --demo` keeps it open after the stream.")
+def demo(settings: Settings, orders: str, seconds: str, seed: str, json_path: Path | None, war_room: str | None) -> None:
     """Play the BreezeStyle live stream (3 SKUs, 9 channels, US/EU/SEA + flex) and show every decision."""
     count = parse_int(orders, "--orders", minimum=100, maximum=100_000)
     duration = parse_int(seconds, "--seconds", minimum=10, maximum=3600)
     rng = random.Random(parse_int(seed, "--seed"))
+    war_room_port = None if war_room is None else parse_port(war_room, "--war-room")
     run_tag = uuid.uuid4().hex[:8]
     settings = settings.with_(topic_prefix=f"{settings.topic_prefix}-demo-{run_tag}", app_id=f"lockstock-demo-{run_tag}")
     base = settings.catalog()
     with tempfile.TemporaryDirectory(prefix="lockstock-demo-") as scratch, kafka_for(settings) as kafka:
-        catalog_path = Path(scratch) / "channels.yaml"
-        catalog_path.write_text(yaml.safe_dump(demo_catalog(base, duration), sort_keys=False))
-        catalog = load_catalog(catalog_path)
+        catalog_path, catalog = write_demo_catalog(base, duration, Path(scratch))
         click.echo(f"broker {kafka.bootstrap} ({kafka.profile.name} profile); topics {settings.topic_prefix}.*")
         kafka.create_topics()
         worker_settings = kafka.settings.with_(data_dir=Path(scratch) / "state", web_port=free_port(),
                                                channels_file=catalog_path)
         pool = WorkerPool(worker_settings, Path(scratch) / "logs")
+        room = None
         try:
+            if war_room_port is not None:
+                room = WarRoomService(kafka, catalog, settings.web_host, war_room_port).start()
+                click.echo(f"war room: {room.url}")
             worker = pool.start()
             click.echo(f"worker pid {worker.process.pid} ready in {worker.wait_ready():.1f}s "
                        f"(stream clocks compressed x{90 * 60 / duration:.0f})")
             summary = StreamRun(LockstockClient(kafka), catalog, worker, count, duration, rng).run()
         finally:
             pool.stop_all()
-    _report(summary)
+            if room is not None:
+                room.stop()
+    print_summary(summary)
     if json_path:
         json_path.write_text(json.dumps(summary, indent=2) + "\n")
         click.echo(f"summary written to {json_path}")
@@ -100,9 +116,10 @@ class StreamRun:
     and follows decisions and alerts as a downstream consumer would."""
 
     def __init__(self, client: LockstockClient, catalog: Catalog, worker: WorkerProcess, count: int,
-                 seconds: int, rng: random.Random) -> None:
+                 seconds: int, rng: random.Random, *, stopping: threading.Event | None = None) -> None:
         self.client, self.catalog, self.worker = client, catalog, worker
         self.count, self.seconds, self.rng = count, seconds, rng
+        self.stopping = stopping or threading.Event()  # set by whoever plays the stream in the background
         self.lifecycle = Lifecycle()
         self.inbox: queue.Queue = queue.Queue()
         self.placed: dict[str, dict] = {}  # order_id -> OrderPlaced as sent (first copy)
@@ -122,7 +139,8 @@ class StreamRun:
         try:
             self._set_stock()
             self._play()
-            self._drain_until_settled()
+            if not self.stopping.is_set():
+                self._drain_until_settled()
         finally:
             watcher.stop()
         return self._summary()
@@ -152,6 +170,8 @@ class StreamRun:
         next_status = self.seconds / 9
         for planned in plan.orders:
             while True:
+                if self.stopping.is_set():
+                    return
                 elapsed = time.monotonic() - self.started
                 while phases and phases[0][0] <= elapsed:
                     _, phase = phases.pop(0)
@@ -221,7 +241,7 @@ class StreamRun:
         lock expired (RELEASED), and the worker's counts equal to the decision stream's."""
         ttl = max(c.reservation_ttl_s for c in self.catalog.channels.values())
         deadline = time.monotonic() + SETTLE_TIMEOUT_S + ttl
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping.is_set():
             self._pump()
             self.client.flush()
             undecided = set(self.placed) - set(self.final)
@@ -280,7 +300,7 @@ class StreamRun:
         }
 
 
-def _report(summary: dict) -> None:
+def print_summary(summary: dict) -> None:
     click.echo("")
     echo_table(summary["stock"], ["sku", "total", "held_by_decisions", "held_in_worker", "locked", "paid", "shipped",
                                   "available", "flex", "in_transit", "buyer_limit", "regions"])
