@@ -11,9 +11,11 @@ Pipeline (every hop keyed so the state it touches is owned by one partition's wo
   sweep_orders (timer) --> order.timers: unpaid locks past their TTL, finished orders to forget
 
 A batch commits in this order (the embedded broker has no transactions):
-  1. its outputs *and* the new table values' changelog records are sent and acknowledged (a batch
-     with audit records has its outputs acknowledged first: a SKU state never names an audit
-     chain head the topic lacks, see streams/engine/audit.py);
+  1. its outputs are sent and acknowledged, then the new table values' changelog records are sent
+     and acknowledged (sent together, a kill between the two acknowledgements could leave a
+     changelog naming a decision the decisions topic never got, and the replayed input would
+     find it done and announce nothing; it also keeps a SKU state from naming an audit chain
+     head the topic lacks, see streams/engine/audit.py);
   2. the local store (RocksDB) is written, then its persisted changelog offset;
   3. the input events are acknowledged (Faust commits their offsets later).
 The changelog is the state of record: the local store is never ahead of it, so whichever worker
@@ -28,7 +30,9 @@ per batch (``take_events``): one round of acknowledgements and one write per key
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -56,6 +60,7 @@ logger = logging.getLogger(__name__)
 SERVICE = "streams"
 BATCH_MAX = 500  # events per batch
 BATCH_WAIT_S = 0.005  # how long a partial batch waits for more events
+EXIT_UNANNOUNCED = 70  # the worker's exit status when a batch could not be sent (EX_SOFTWARE)
 
 Output = tuple[faust.TopicT, str, str, dict[str, Any]]  # topic, key, record name, value
 
@@ -67,7 +72,6 @@ class Batch:
     outputs: list[Output] = field(default_factory=list)
     dead: list[tuple[faust.EventT, str, str]] = field(default_factory=list)  # event, reason, error type
     writes: dict[str, tuple[faust.EventT, Any]] = field(default_factory=dict)  # key -> (event, state or None)
-    outputs_first: bool = False  # acknowledge the outputs before sending the changelog
 
 
 class Handler:
@@ -80,9 +84,9 @@ class Handler:
         self.producer = AckedProducer(wiring.kafka, **{"linger.ms": 1})
 
     async def emit(self, outputs: list[Output], table: faust.TableT | None = None,
-                   writes: dict[str, tuple[faust.EventT, Any]] | None = None, *, outputs_first: bool = False) -> None:
-        """Send outputs and the changelog records of ``writes`` and wait until the broker has
-        them all; then write the local store (see the module docstring for why in this order).
+                   writes: dict[str, tuple[faust.EventT, Any]] | None = None) -> None:
+        """Send outputs and wait until the broker has them; then the changelog records of
+        ``writes``, likewise; then write the local store (the module docstring says why).
         Records go through one idempotent confluent-kafka producer: Faust's own send costs more
         per record than the decision it carries."""
         records = [(topic.get_topic_name(), key.encode(), self.codec.encode(record, value, topic=topic.get_topic_name()), None)
@@ -96,11 +100,8 @@ class Handler:
                 changes.append((key, event, value))
                 records.append((changelog, orjson.dumps(key), None if value is None else orjson.dumps(value),
                                 event.message.partition))
-        if outputs_first and changes:
-            await self.producer.send_all(records[:len(outputs)])
-            positions = await self.producer.send_all(records[len(outputs):])
-        else:
-            positions = (await self.producer.send_all(records))[len(outputs):]
+        await self.producer.send_all(records[:len(outputs)])
+        positions = await self.producer.send_all(records[len(outputs):])
         for (key, event, value), (partition, offset) in zip(changes, positions):
             write_store(table, event, key, value)
             table.data.set_persisted_offset(TP(changelog, partition), offset)
@@ -141,8 +142,24 @@ class Handler:
                 except Exception as exc:
                     logger.exception("handling %s failed", decoded.name)
                     batch.dead.append((event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR))
-            await self.emit(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes,
-                            outputs_first=batch.outputs_first)
+            await self.announce(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes)
+
+    async def announce(self, outputs: list[Output], table: faust.TableT, writes: dict[str, tuple[faust.EventT, Any]]) -> None:
+        """``emit`` a batch, or stop the worker. Faust's ``take_events`` acknowledges a batch's
+        events in a ``finally``, even when the agent failed or was cancelled, and then commits
+        them: a batch whose effects are not in Kafka must never get that far. A cancellation
+        (a graceful stop) waits for the batch to be announced; a failure exits at once, without
+        committing, so the batch is replayed on restart."""
+        sending = asyncio.ensure_future(self.emit(outputs, table, writes))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            await sending
+            raise
+        except Exception:
+            logger.critical("could not announce a batch of %s; stopping without committing it", table.name, exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_UNANNOUNCED)
 
 
 def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
@@ -252,7 +269,6 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         record = audit.append_movement(state, before, at=at, **movement)
         if record is not None:
             batch.outputs.append((wiring.audit, sku, "AuditRecord", record))
-            batch.outputs_first = True
         batch.outputs += [(wiring.alerts, a["sku"], "InventoryAlert", a) for a in alerts]
         batch.outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
                           for u in channel_stock_updates(state, catalog, now)]

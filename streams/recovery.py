@@ -10,13 +10,24 @@ records no agent ever processed. Seen as lost orders after a worker restart unde
 (tests/integration/test_recovery.py); it is independent of the broker.
 
 Seeking while the partitions are still paused, then resuming them, closes the window: nothing
-is fetched from a stream partition before its position is the committed offset. Installed with
-``faust.App(TableManager=...)``; everything else is Faust's own code path.
+is fetched from a stream partition before its position is the committed offset.
+
+A partition with *no* committed offset needs one more step. aiokafka's ``seek_to_committed``
+leaves such a partition (and one committed at 0) where it is, and while recovery reads the
+changelogs the fetcher already returns stream records, which Faust drops because the partition
+is paused: its position ends up past records no agent saw, with nothing committed to go back
+to. Seen when a worker was killed before its first commit: the restarted worker skipped every
+record its predecessor had not finished (tests/integration/test_recovery.py). Those partitions
+are sent back to their first record, which ``auto_offset_reset=earliest`` promises.
+
+Installed with ``faust.App(TableManager=...)``; everything else is Faust's own code path.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+from aiokafka import TopicPartition  # what Faust's aiokafka consumer thread takes
 
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
@@ -36,6 +47,11 @@ class SeekFirstRecovery(Recovery):
         consumer.pause_partitions(streams)
         self.log.info("Seek stream partitions to committed offsets.")
         await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        never_committed = uncommitted(streams, consumer._committed_offset)
+        if never_committed:
+            self.log.info("Seek %d stream partitions without a committed offset to their beginning.", len(never_committed))
+            await self._wait(consumer._thread.seek_to_beginning(*(TopicPartition(tp[0], tp[1]) for tp in never_committed)),
+                             timeout=self.app.conf.broker_request_timeout)
         consumer.resume_partitions(streams)
         return True
 
@@ -74,6 +90,11 @@ class SeekFirstRecovery(Recovery):
         self.app.consumer.resume_flow()
         await self.app._fetcher.maybe_start()  # type: ignore[attr-defined]
         self.tables.on_actives_ready()
+
+
+def uncommitted(partitions: set, committed: dict) -> list:
+    """The partitions aiokafka's seek_to_committed leaves in place: nothing (or 0) committed."""
+    return sorted((tp for tp in partitions if not committed.get(tp)), key=lambda tp: (tp[0], tp[1]))
 
 
 class SeekFirstTableManager(TableManager):

@@ -10,8 +10,10 @@ from streams.recovery import SeekFirstRecovery
 
 
 class RecordingConsumer:
-    def __init__(self, assignment: set) -> None:
+    def __init__(self, assignment: set, committed: dict | None = None) -> None:
         self._assignment, self.calls = assignment, []
+        self._committed_offset = dict.fromkeys(assignment, 7) if committed is None else committed
+        self._thread = self  # Faust's consumer delegates seek_to_beginning to its thread
 
     def assignment(self) -> set:
         return self._assignment
@@ -26,6 +28,9 @@ class RecordingConsumer:
         self.calls.append(("seek-start", None))
         await asyncio.sleep(0)  # the window the fetcher had in faust 0.15.3
         self.calls.append(("seek-done", None))
+
+    async def seek_to_beginning(self, *tps) -> None:
+        self.calls.append(("beginning", frozenset((tp.topic, tp.partition) for tp in tps)))
 
 
 def recovery_with(consumer: RecordingConsumer) -> SimpleNamespace:
@@ -55,3 +60,14 @@ def test_nothing_assigned_means_nothing_to_seek():
     consumer = RecordingConsumer({("app-orders-changelog", 0)})
     assert asyncio.run(SeekFirstRecovery._seek_then_resume(recovery_with(consumer))) is False
     assert consumer.calls == []
+
+
+def test_partitions_never_committed_go_back_to_their_first_record_before_resuming():
+    """aiokafka's seek_to_committed leaves a partition without a committed offset where the
+    fetcher left it, possibly past records dropped while it was paused."""
+    streams = {("orders.placed", 0), ("lock.results", 1), ("lock.results", 2)}
+    consumer = RecordingConsumer(streams, committed={("orders.placed", 0): 12, ("lock.results", 2): 0})
+    asyncio.run(SeekFirstRecovery._seek_then_resume(recovery_with(consumer)))
+    assert consumer.calls == [("pause", frozenset(streams)), ("seek-start", None), ("seek-done", None),
+                              ("beginning", frozenset({("lock.results", 1), ("lock.results", 2)})),
+                              ("resume", frozenset(streams))]
