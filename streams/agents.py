@@ -158,7 +158,8 @@ class Handler:
             raise
         except Exception:
             logger.critical("could not announce a batch of %s; stopping without committing it", table.name, exc_info=True)
-            logging.shutdown()
+            for log_handler in logging.getLogger().handlers:  # os._exit skips the usual flush
+                log_handler.flush()
             os._exit(EXIT_UNANNOUNCED)
 
 
