@@ -21,11 +21,16 @@ class LockstockClient:
         self.producer = kafka.producer()
 
     def send(self, topic: str, key: str, record: str, value: dict) -> None:
-        self.producer.produce(topic, key=key.encode(), value=self.codec.encode(record, value, topic=topic))
-        self.producer.poll(0)
+        self.send_raw(topic, key, self.codec.encode(record, value, topic=topic))
 
     def send_raw(self, topic: str, key: str, value: bytes) -> None:
-        self.producer.produce(topic, key=key.encode(), value=value)
+        while True:
+            try:
+                self.producer.produce(topic, key=key.encode(), value=value)
+                break
+            except BufferError:  # the local queue is full (a big batch): let librdkafka send first
+                self.producer.poll(0.5)
+        self.producer.poll(0)
 
     def flush(self) -> None:
         remaining = self.producer.flush(30)

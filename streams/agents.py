@@ -89,8 +89,10 @@ class Handler:
         ``writes``, likewise; then write the local store (the module docstring says why).
         Records go through one idempotent confluent-kafka producer: Faust's own send costs more
         per record than the decision it carries."""
-        records = [(topic.get_topic_name(), key.encode(), self.codec.encode(record, value, topic=topic.get_topic_name()), None)
-                   for topic, key, record, value in outputs]
+        records = []
+        for topic, key, record, value in outputs:
+            name = topic.get_topic_name()
+            records.append((name, key.encode(), self.codec.encode(record, value, topic=name), None))
         changes = []
         assert table is not None or not writes
         if writes:

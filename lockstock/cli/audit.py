@@ -14,7 +14,7 @@ from collections import defaultdict
 import click
 
 from lockstock.cli import cli
-from lockstock.cli.options import echo_table, require_cluster, settings_options
+from lockstock.cli.options import echo_table, progress_line, require_cluster, settings_options
 from lockstock.errors import BrokerError, CodecError
 from lockstock.kafka import kafka_for
 from lockstock.readback import read_to_end, stock_states
@@ -25,11 +25,6 @@ from streams.engine.audit import ChainReport, Link, verify_chain
 @cli.group()
 def audit() -> None:
     """The tamper-evident record of every stock movement (a SHA-256 hash chain per SKU)."""
-
-
-def _progress(read: int, total: int) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"\r  read {read:,} of {total:,} audit records", nl=False, err=True)
 
 
 @audit.command()
@@ -50,7 +45,7 @@ def verify(settings: Settings, sku: str | None, timeout: str, as_json: bool) -> 
     with kafka_for(settings) as kafka:
         topic = kafka.topics.inventory_audit
         chains: dict[str, list[Link]] = defaultdict(list)
-        for message in read_to_end(kafka, [topic], timeout=seconds, progress=_progress):
+        for message in read_to_end(kafka, [topic], timeout=seconds, progress=progress_line("audit records read")):
             key = (message.key() or b"").decode("utf-8", "replace")
             if sku is not None and key != sku:
                 continue
@@ -61,8 +56,6 @@ def verify(settings: Settings, sku: str | None, timeout: str, as_json: bool) -> 
                 chains[key].append(Link({}, where, error=f"undecodable record: {exc}"))
                 continue
             chains[key].append(Link(record, where))
-        if sys.stderr.isatty():
-            click.echo("", err=True)
         try:
             heads = {name: (state.audit_seq, state.audit_head) for name, state in stock_states(kafka, timeout=seconds).items()}
             anchored = True

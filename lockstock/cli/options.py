@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +39,20 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
         click.echo("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+def progress_line(what: str) -> Callable[[int, int], None]:
+    """``report(done, total)`` for long reads: a line on stderr at most once a second and at the
+    end (stdout stays clean for --json)."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or done >= total:
+            last[0] = now
+            click.echo(f"{what}: {done}/{total}", err=True)
+
+    return report
 
 
 def require_cluster(settings: Settings, what: str) -> None:

@@ -18,7 +18,7 @@ import click
 
 from lockstock.catalog import Catalog
 from lockstock.cli import cli
-from lockstock.cli.options import echo_table, require_cluster, settings_options
+from lockstock.cli.options import echo_table, progress_line, require_cluster, settings_options
 from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
 from lockstock.errors import CodecError
@@ -37,19 +37,6 @@ PAID_SUFFIX = ":paid"  # event id of the PAID event: one per order, so a re-run'
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 path_type = click.Path(path_type=Path, dir_okay=False)
-
-
-def _progress(what: str) -> Callable[[int, int], None]:
-    """A progress line on stderr at most once a second (stdout stays clean for --json)."""
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 1.0 or done >= total:
-            last[0] = now
-            click.echo(f"{what}: {done}/{total}", err=True)
-
-    return report
 
 
 # ---------------------------------------------------------------- export
@@ -79,7 +66,7 @@ def export(settings: Settings, csv_path: Path | None, xlsx_path: Path | None, fo
     catalog = settings.catalog()
     require_cluster(settings, "export the engine's stock")
     with kafka_for(settings) as kafka:
-        states = stock_states(kafka, progress=_progress("reading the engine's state (changelog records)"))
+        states = stock_states(kafka, progress=progress_line("reading the engine's state (changelog records)"))
     exported_at = now_ms()
     sheet_id = new_sheet_id(exported_at, secrets.token_hex(2))
     rows = sheet_rows(states, catalog, sheet_id, exported_at)
@@ -218,7 +205,7 @@ def _xlsx_records(path: Path) -> list[tuple[int, list[Any]]]:
 def _apply(kafka: Kafka, rows: list[SheetRow], units: list[ManualUnit], sheet_id: str, wait_s: int) -> list[RowOutcome]:
     # What the engine holds before anything is sent: a unit it already held paid was applied by
     # an earlier run. Its own state says so, so no clock (decided_at vs. now) is involved.
-    states = stock_states(kafka, progress=_progress("reading the engine's state (changelog records)"))
+    states = stock_states(kafka, progress=progress_line("reading the engine's state (changelog records)"))
     done = applied_before(states, units)
     beyond = units_beyond_count(rows, sheet_id, states)
     decisions = _send_and_decide(kafka, units, wait_s)
@@ -236,30 +223,19 @@ def _send_and_decide(kafka: Kafka, units: list[ManualUnit], wait_s: int) -> dict
         kafka.assign_at(consumer, end=[topic])
         client = LockstockClient(kafka)
         for unit in units:
-            _produce(client, lambda: client.place_order(unit.order_id, [(unit.sku, 1)], channel=unit.channel,
-                                                        buyer=unit.buyer_id, region=unit.region))
+            client.place_order(unit.order_id, [(unit.sku, 1)], channel=unit.channel, buyer=unit.buyer_id,
+                               region=unit.region)
         _deliver(client, f"{len(units)} orders")
         decisions = _wait_for_decisions(kafka, consumer, topic, {u.order_id for u in units}, wait_s)
         locked = [u for u in units if (decisions.get(u.order_id) or {}).get("status") == "LOCKED"]
         for unit in locked:
-            _produce(client, lambda: client.order_event(unit.order_id, "PAID", channel=unit.channel,
-                                                        event_id=unit.order_id + PAID_SUFFIX))
+            client.order_event(unit.order_id, "PAID", channel=unit.channel, event_id=unit.order_id + PAID_SUFFIX)
         _deliver(client, f"{len(locked)} PAID events")
         if locked:
             click.echo(f"sent PAID for {len(locked)} locked orders", err=True)
         return decisions
     finally:
         consumer.close()
-
-
-def _produce(client: LockstockClient, send: Callable[[], Any]) -> None:
-    """Send one record; when the producer's queue is full (a big sheet), let it drain first."""
-    while True:
-        try:
-            send()
-            return
-        except BufferError:
-            client.producer.poll(0.5)
 
 
 def _deliver(client: LockstockClient, what: str) -> None:
@@ -272,7 +248,7 @@ def _deliver(client: LockstockClient, what: str) -> None:
 def _wait_for_decisions(kafka: Kafka, consumer: Any, topic: str, order_ids: set[str], wait_s: int) -> dict[str, dict[str, Any]]:
     wanted = {order_id.encode(): order_id for order_id in order_ids}
     decisions: dict[str, dict[str, Any]] = {}
-    progress = _progress("waiting for the engine's decisions")
+    progress = progress_line("waiting for the engine's decisions")
     deadline = time.monotonic() + wait_s
     while len(decisions) < len(order_ids) and time.monotonic() < deadline:
         for message in consumer.consume(1000, 0.2):

@@ -27,7 +27,7 @@ from lockstock.cli.options import settings_options
 from lockstock.client import LockstockClient
 from lockstock.errors import LockstockError, SettingsError
 from lockstock.kafka import Kafka, kafka_for
-from lockstock.settings import Settings, parse_int, parse_port
+from lockstock.settings import ENV, Settings, parse_int, parse_port
 from lockstock.supervise import WorkerPool, WorkerProcess
 from lockstock.warroom.service import WarRoomService
 
@@ -171,12 +171,11 @@ def _wait_ready(worker: WorkerProcess) -> float:
 
 def _env_for_others(settings: Settings) -> str:
     """The environment another lockstock command needs to join this stack."""
-    env: dict[str, Any] = {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
+    env: dict[str, Any] = {ENV["bootstrap_servers"]: settings.bootstrap_servers}
     defaults = Settings()
-    for name, variable in (("topic_prefix", "LOCKSTOCK_TOPIC_PREFIX"), ("partitions", "LOCKSTOCK_PARTITIONS"),
-                           ("schema_registry_url", "SCHEMA_REGISTRY_URL")):
+    for name in ("topic_prefix", "partitions", "schema_registry_url"):
         if getattr(settings, name) != getattr(defaults, name):
-            env[variable] = getattr(settings, name)
+            env[ENV[name]] = getattr(settings, name)
     if settings.channels_file is not None:  # orders must name channels the workers know
-        env["LOCKSTOCK_CHANNELS_FILE"] = settings.channels_file
+        env[ENV["channels_file"]] = settings.channels_file
     return " ".join(f"{k}={v}" for k, v in env.items())
