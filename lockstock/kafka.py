@@ -8,6 +8,7 @@ SKU is then owned by exactly one partition's worker. Producers are idempotent wi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class Kafka:
         assert self.settings.bootstrap_servers is not None
         return self.settings.bootstrap_servers
 
-    @property
+    @functools.cached_property
     def topics(self) -> Topics:
         return Topics(self.settings.topic_prefix)
 

@@ -49,6 +49,7 @@ from lockstock.codec import Decoded
 from lockstock.deadletter import INVALID_COMMAND, INVALID_EVENT, PROCESSING_ERROR, UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError
 from streams.app import Wiring
+from streams.tables import StateCache
 from streams.engine import audit
 from streams.engine import orders as desk
 from streams.engine.channels import channel_stock_updates
@@ -77,36 +78,46 @@ class Batch:
 class Handler:
     """Shared plumbing of the agents: decode or dead-letter, send, write tables."""
 
-    def __init__(self, wiring: Wiring) -> None:
+    def __init__(self, app: faust.App, wiring: Wiring) -> None:
+        self.app = app
         self.w = wiring
         self.codec = wiring.kafka.codec
         # linger 1 ms: a batch's records are produced together anyway; each hop waits for acks.
         self.producer = AckedProducer(wiring.kafka, **{"linger.ms": 1})
+        self.topic_names: dict[faust.TopicT, str] = {}
+        for name in ("orders_placed", "orders_events", "lock_requests", "inventory_commands", "lock_results",
+                     "order_timers", "decisions", "alerts", "audit", "channel_stock", "deadletter"):
+            topic = getattr(wiring, name)
+            self.topic_names[topic] = topic.get_topic_name()
+        topics = wiring.kafka.topics
+        self.value_schemas = {name: topics.spec_of(name).value_schemas for name in self.topic_names.values()}
 
-    async def emit(self, outputs: list[Output], table: faust.TableT | None = None,
+    async def emit(self, outputs: list[Output], cache: StateCache | None = None,
                    writes: dict[str, tuple[faust.EventT, Any]] | None = None) -> None:
         """Send outputs and wait until the broker has them; then the changelog records of
-        ``writes``, likewise; then write the local store (the module docstring says why).
-        Records go through one idempotent confluent-kafka producer: Faust's own send costs more
-        per record than the decision it carries."""
+        ``writes``, likewise; then write the local store and the cache (the module docstring
+        says why). Records go through one idempotent confluent-kafka producer: Faust's own send
+        costs more per record than the decision it carries. The changelog bytes are the store
+        bytes too, exactly what Faust's recovery writes back, so each value is encoded once."""
         records = []
         for topic, key, record, value in outputs:
-            name = topic.get_topic_name()
+            name = self.topic_names[topic]
             records.append((name, key.encode(), self.codec.encode(record, value, topic=name), None))
         changes = []
-        assert table is not None or not writes
+        assert cache is not None or not writes
         if writes:
+            table = cache.table
             changelog = table.changelog_topic.get_topic_name()
             for key, (event, state) in writes.items():
-                value = None if state is None else state.to_dict()
-                changes.append((key, event, value))
-                records.append((changelog, orjson.dumps(key), None if value is None else orjson.dumps(value),
-                                event.message.partition))
+                key_bytes, value = orjson.dumps(key), None if state is None else state.to_json()
+                changes.append((key, key_bytes, event, state, value))
+                records.append((changelog, key_bytes, value, event.message.partition))
         await self.producer.send_all(records[:len(outputs)])
         positions = await self.producer.send_all(records[len(outputs):])
-        for (key, event, value), (partition, offset) in zip(changes, positions):
-            write_store(table, event, key, value)
+        for (key, key_bytes, event, state, value), (partition, offset) in zip(changes, positions):
+            write_store(table, event, key_bytes, value)
             table.data.set_persisted_offset(TP(changelog, partition), offset)
+            cache.put(key, state)
 
     def dead_output(self, event: faust.EventT, reason: str, error_type: str) -> Output:
         message = event.message
@@ -121,19 +132,23 @@ class Handler:
         """The event's value, if it is a record its topic carries (per the topic registry)."""
         topic = event.message.topic
         try:
-            records = self.w.kafka.topics.spec_of(topic).value_schemas
+            records = self.value_schemas[topic]
             return self.codec.decode_as(event.message.value, *records, topic=topic)
         except CodecError as exc:
             error_type = WRONG_RECORD if str(exc).startswith("expected ") else UNDECODABLE
             batch.dead.append((event, str(exc), error_type))
             return None
 
-    async def process(self, stream: faust.StreamT, table: faust.TableT,
-                      handle: Callable[[faust.EventT, Decoded, Batch], None]) -> None:
+    async def process(self, stream: faust.StreamT, cache: StateCache,
+                      handle: Callable[[faust.EventT, Decoded, Batch], None],
+                      finish: Callable[[Batch], None] | None = None) -> None:
         """The agent loop. ``handle`` folds one event into the batch; a failure while handling one
-        event dead-letters that event instead of stopping every other one."""
+        event dead-letters that event instead of stopping every other one (and drops the
+        cached value it may have changed half-way). ``finish`` adds what depends only on each
+        key's state at the end of the batch."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
-            logger.debug("%s: batch of %d events", table.name, len(events))
+            logger.debug("%s: batch of %d events", cache.table.name, len(events))
+            cache.sync(self.app.consumer_generation_id)
             batch = Batch()
             for event in events:
                 decoded = self.decode(event, batch)
@@ -144,46 +159,52 @@ class Handler:
                 except Exception as exc:
                     logger.exception("handling %s failed", decoded.name)
                     batch.dead.append((event, f"{type(exc).__name__}: {exc}", PROCESSING_ERROR))
-            await self.announce(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], table, batch.writes)
+                    key = decoded.value.get(cache.key_field) if isinstance(decoded.value, dict) else None
+                    if key is not None and key not in batch.writes:
+                        cache.forget(key)
+            if finish is not None:
+                finish(batch)
+            await self.announce(batch.outputs + [self.dead_output(*dead) for dead in batch.dead], cache, batch.writes)
 
-    async def announce(self, outputs: list[Output], table: faust.TableT, writes: dict[str, tuple[faust.EventT, Any]]) -> None:
+    async def announce(self, outputs: list[Output], cache: StateCache, writes: dict[str, tuple[faust.EventT, Any]]) -> None:
         """``emit`` a batch, or stop the worker. Faust's ``take_events`` acknowledges a batch's
         events in a ``finally``, even when the agent failed or was cancelled, and then commits
         them: a batch whose effects are not in Kafka must never get that far. A cancellation
         (a graceful stop) waits for the batch to be announced; a failure exits at once, without
         committing, so the batch is replayed on restart."""
-        sending = asyncio.ensure_future(self.emit(outputs, table, writes))
+        sending = asyncio.ensure_future(self.emit(outputs, cache, writes))
         try:
             await asyncio.shield(sending)
         except asyncio.CancelledError:
             await sending
             raise
         except Exception:
-            logger.critical("could not announce a batch of %s; stopping without committing it", table.name, exc_info=True)
+            logger.critical("could not announce a batch of %s; stopping without committing it", cache.table.name, exc_info=True)
             for log_handler in logging.getLogger().handlers:  # os._exit skips the usual flush
                 log_handler.flush()
             os._exit(EXIT_UNANNOUNCED)
 
 
-def write_store(table: faust.TableT, event: faust.EventT, key: str, value: Any) -> None:
-    """Write (or delete, for None) a value in the table's local store, in the partition of the
-    event that changed it (the store picks the partition of the current event, and after a
-    batch that is not necessarily the one this key came from). No changelog record: emit sent it."""
+def write_store(table: faust.TableT, event: faust.EventT, key: bytes, value: bytes | None) -> None:
+    """Write (or delete, for None) an encoded value in the table's local store, in the partition
+    of the event that changed it (the store picks the partition of the current event, and after
+    a batch that is not necessarily the one this key came from). No changelog record: emit sent it."""
     token = _current_event.set(weakref.ref(event))
     try:
         if value is None:
-            if key in table.data:
-                del table.data[key]
+            table.data._del(key)
         else:
-            table.data[key] = value
+            table.data._set(key, value)
     finally:
         _current_event.reset(token)
 
 
 def define_agents(app: faust.App, wiring: Wiring) -> None:
-    h = Handler(wiring)
+    h = Handler(app, wiring)
     catalog = wiring.catalog
     stock_table, orders_table = wiring.tables.stock, wiring.tables.orders
+    stocks = StateCache(stock_table, SkuState.from_dict, key_field="sku")
+    orders = StateCache(orders_table, desk.OrderRecord.from_dict, key_field="order_id")
     deadlines = desk.Deadlines(catalog)
 
     def channel_of(*topics: faust.TopicT) -> faust.TopicT:
@@ -198,15 +219,11 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     @app.agent(channel_of(wiring.orders_placed, wiring.lock_results, wiring.orders_events, wiring.order_timers),
                name="order_desk")
     async def order_desk(stream: faust.StreamT) -> None:
-        await h.process(stream, orders_table, handle_order)
+        await h.process(stream, orders, handle_order)
 
     def handle_order(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         order_id = decoded.value["order_id"]
-        if order_id in batch.writes:
-            record = batch.writes[order_id][1]
-        else:
-            raw = orders_table.get(order_id)
-            record = desk.OrderRecord.from_dict(raw) if raw else None
+        record = batch.writes[order_id][1] if order_id in batch.writes else orders.get(order_id)
         step = desk_steps[decoded.name](record, decoded.value, catalog, now_ms())
         batch.outputs += [(wiring.lock_requests, r["sku"], "LineLockRequest", r) for r in step.requests]
         batch.outputs += [(wiring.decisions, d["order_id"], "OrderDecision", d) for d in step.decisions]
@@ -242,15 +259,11 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     # -- the stock keeper: SKU-keyed, owns the stock table -------------------------------------
     @app.agent(channel_of(wiring.lock_requests, wiring.inventory_commands), name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
-        await h.process(stream, stock_table, update_stock)
+        await h.process(stream, stocks, update_stock, announce_channel_stock)
 
     def update_stock(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         value, sku, now = decoded.value, decoded.value["sku"], now_ms()
-        if sku in batch.writes:
-            state = batch.writes[sku][1]
-        else:
-            raw = stock_table.get(sku)
-            state = SkuState.from_dict(raw) if raw else None
+        state = batch.writes[sku][1] if sku in batch.writes else stocks.get(sku)
         before = audit.balances(state)
         if decoded.name == "LineLockRequest":
             state, result, alerts = apply_line_request(state, value, catalog, now)
@@ -273,7 +286,15 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         if record is not None:
             batch.outputs.append((wiring.audit, sku, "AuditRecord", record))
         batch.outputs += [(wiring.alerts, a["sku"], "InventoryAlert", a) for a in alerts]
-        batch.outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
-                          for u in channel_stock_updates(state, catalog, now)]
         batch.writes[sku] = (event, state)
+
+    def announce_channel_stock(batch: Batch) -> None:
+        """Each changed SKU's per-channel quantities once per batch, as of the batch's end: the
+        topic is compacted and a marketplace only needs the latest figure, so the values a hot
+        SKU passed through within a few milliseconds are not worth a record each."""
+        now = now_ms()
+        for _, state in batch.writes.values():
+            if state is not None:
+                batch.outputs += [(wiring.channel_stock, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
+                                  for u in channel_stock_updates(state, catalog, now)]
 

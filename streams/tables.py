@@ -4,6 +4,7 @@ changelog); a table value is always reassigned after a change, or Faust writes n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import faust
 
@@ -28,3 +29,51 @@ def define_tables(app: faust.App, partitions: int) -> Tables:
         stock=table("stock", "Per SKU: allocations, flex pool, reservations, limits and alert state."),
         orders=table("orders", "Per order: its lines' outcomes, decision and lifecycle status."),
     )
+
+
+class StateCache:
+    """Decoded table values of the keys this worker touched, so a hot key (a best-selling SKU,
+    an order between its placement and its answer) is decoded from the store once rather than
+    once per batch. The agents write through it: every value they persist is put back here.
+
+    Valid for one consumer generation only: a rebalance may hand a partition to another worker,
+    and the recovery that follows rewrites the store from the changelog, so ``sync`` drops
+    everything when the generation changes. Bounded: the least recently written half goes when
+    it holds ``limit`` values."""
+
+    def __init__(self, table: faust.TableT, decode: Callable[[dict[str, Any]], Any], key_field: str,
+                 limit: int = 50_000) -> None:
+        self.table = table
+        self.key_field = key_field  # the field of an input record that names its key
+        self.decode = decode
+        self.limit = limit
+        self.generation: int | None = None
+        self.values: dict[str, Any] = {}
+
+    def sync(self, generation: int) -> None:
+        if generation != self.generation:
+            self.values.clear()
+            self.generation = generation
+
+    def get(self, key: str) -> Any:
+        """The decoded value, or None when the table has none."""
+        try:
+            return self.values[key]
+        except KeyError:
+            raw = self.table.get(key)
+            value = self.decode(raw) if raw else None
+            if value is not None:
+                self.values[key] = value
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        self.values.pop(key, None)  # re-inserted last: insertion order is write recency
+        if value is not None:
+            self.values[key] = value
+            if len(self.values) > self.limit:
+                for stale in list(self.values)[: self.limit // 2]:
+                    del self.values[stale]
+
+    def forget(self, key: str) -> None:
+        """Drop a value a failed handler may have changed half-way (the store still has the truth)."""
+        self.values.pop(key, None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+import orjson
+
 from lockstock.catalog import Catalog
 from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED
 
@@ -51,6 +53,11 @@ class OrderRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> bytes:
+        """The table value as JSON, the shape ``to_dict`` gives (orjson walks dataclasses
+        natively: several times faster than ``asdict``, and this runs once per order per hop)."""
+        return orjson.dumps(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OrderRecord":

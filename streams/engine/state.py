@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 # Finished orders remembered per SKU to absorb redeliveries (orders still holding units are
 # always remembered). Bounded so a SKU's table value stays well under a Kafka record's size.
 DEDUP_HISTORY = 5_000
@@ -111,6 +113,9 @@ class SkuState:
             "applied_commands": self.applied_commands, "published": self.published, "seq": self.seq,
             "ship_shortfall": self.ship_shortfall, "audit_seq": self.audit_seq, "audit_head": self.audit_head,
         }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SkuState":

@@ -18,18 +18,18 @@ def handler_whose_emit(behaviour) -> agents.Handler:
     return handler
 
 
-TABLE = SimpleNamespace(name="stock")
+CACHE = SimpleNamespace(table=SimpleNamespace(name="stock"))  # what announce names in its log
 
 
 def test_a_cancelled_batch_is_still_announced_before_the_cancellation_goes_on():
     sent = []
 
-    async def slow_emit(outputs, table, writes):
+    async def slow_emit(outputs, cache, writes):
         await asyncio.sleep(0.05)
         sent.append(len(outputs))
 
     async def main():
-        task = asyncio.ensure_future(handler_whose_emit(slow_emit).announce([1, 2, 3], TABLE, {}))
+        task = asyncio.ensure_future(handler_whose_emit(slow_emit).announce([1, 2, 3], CACHE, {}))
         await asyncio.sleep(0.01)
         task.cancel()  # what a graceful stop does to the agent
         with pytest.raises(asyncio.CancelledError):
@@ -46,10 +46,10 @@ def test_a_batch_that_cannot_be_sent_stops_the_worker_without_committing(monkeyp
         exits.append(status)
         raise SystemExit(status)
 
-    async def failing_emit(outputs, table, writes):
+    async def failing_emit(outputs, cache, writes):
         raise RuntimeError("broker refused the record")
 
     monkeypatch.setattr(agents.os, "_exit", fake_exit)
     with pytest.raises(SystemExit):
-        asyncio.run(handler_whose_emit(failing_emit).announce([1], TABLE, {}))
+        asyncio.run(handler_whose_emit(failing_emit).announce([1], CACHE, {}))
     assert exits == [agents.EXIT_UNANNOUNCED]

@@ -363,3 +363,11 @@ def test_deadlines_list_only_orders_whose_timer_is_due_and_follow_each_write():
     deadlines.note("o-locked", None)  # forgotten
     deadlines.forget("o-unknown")
     assert deadlines.due == {}
+
+
+def test_the_json_table_value_is_to_dict_and_decodes_back():
+    import orjson
+
+    record = locked_order(("A", 1), ("B", 2))
+    assert orjson.loads(record.to_json()) == record.to_dict()
+    assert OrderRecord.from_dict(orjson.loads(record.to_json())) == record

@@ -435,3 +435,12 @@ def test_public_view_sums_regions():
     assert view["in_transit"] == [{"id": "t1", "qty": 50, "region": "EU", "warehouse": "RTM", "eta": NOW + 10}]
     assert view["open_reservations"] == 2 and view["paused_channels"] == []
     assert "history" not in view and "reservations" not in view
+
+
+def test_the_json_table_value_is_to_dict_and_decodes_back():
+    import orjson
+
+    state, _, _ = lock(stocked(), "o1", 2)
+    assert state.reservations
+    assert orjson.loads(state.to_json()) == state.to_dict()
+    assert SkuState.from_dict(orjson.loads(state.to_json())) == state
