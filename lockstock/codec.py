@@ -32,6 +32,7 @@ from lockstock.errors import CodecError, SchemaError
 from schemas import NAMESPACE, SCHEMA_DIR
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+PUBLISHED = "published"  # schemas/published/: earlier versions of records, for reading old data
 CONFLUENT_MAGIC = b"\x00"
 _HEADER = struct.Struct("<Q")
 _REGISTRY_HEADER = struct.Struct(">bI")
@@ -69,6 +70,8 @@ class SchemaSet:
         self.directory = Path(directory)
         raw: dict[str, dict] = {}
         for path in sorted(self.directory.rglob("*.avsc")):
+            if PUBLISHED in path.relative_to(self.directory).parts:
+                continue
             try:
                 data = json.loads(path.read_text())
             except ValueError as exc:
@@ -101,6 +104,25 @@ class SchemaSet:
         self.fingerprints = {n: bytes.fromhex(_fingerprint(self.canonical[n], "CRC-64-AVRO")) for n in self.records}
         self.header = {n: SINGLE_OBJECT_MAGIC + fp for n, fp in self.fingerprints.items()}
         self.by_header = {h: n for n, h in self.header.items()}
+        self.superseded = self._load_superseded()
+
+    def _load_superseded(self) -> dict[bytes, tuple[str, Any]]:
+        """Header -> (record, writer schema) of every earlier version of a record, kept under
+        ``published/`` (self-contained JSON), so single-object data written before a schema
+        change still decodes: during a rolling upgrade, or replayed from a topic's start."""
+        superseded = {}
+        for path in sorted((self.directory / PUBLISHED).glob("*.avsc")):
+            try:
+                data = json.loads(path.read_text())
+                parsed = fastavro.parse_schema(data, _write_hint=False)
+            except Exception as exc:
+                raise SchemaError(f"{path}: not a self-contained Avro schema ({exc})") from None
+            full = _full_name(data["name"], data.get("namespace"))
+            if full not in self.records:
+                raise SchemaError(f"{path}: {full} is not a current record")
+            fp = bytes.fromhex(_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+            superseded[SINGLE_OBJECT_MAGIC + fp] = (full, fastavro.parse_schema(_strip_logical_types(data)))
+        return superseded
 
     def _parse(self, full: str, visiting: set[str]) -> None:
         """Parse named types in dependency order (a type may reference types in other files)."""
@@ -207,11 +229,15 @@ class SingleObjectCodec(AvroCodec):
             raise CodecError(
                 f"not Avro single-object encoded (expected C3 01 header, got {bytes(payload[:2]).hex() or 'nothing'})"
             )
-        full = self.schemas.by_header.get(bytes(payload[:10]))
-        if full is None:
-            fp = _HEADER.unpack(payload[2:10])[0]
-            raise CodecError(f"unknown schema fingerprint {fp:016x}; not one of the schemas in schemas/")
-        return Decoded(full, self._read(full, memoryview(payload)[10:]))
+        header = bytes(payload[:10])
+        full = self.schemas.by_header.get(header)
+        if full is not None:
+            return Decoded(full, self._read(full, memoryview(payload)[10:]))
+        if header in self.schemas.superseded:
+            full, writer = self.schemas.superseded[header]
+            return Decoded(full, self._read(full, memoryview(payload)[10:], writer))
+        fp = _HEADER.unpack(payload[2:10])[0]
+        raise CodecError(f"unknown schema fingerprint {fp:016x}; not one of the schemas in schemas/")
 
 
 class RegistryCodec(AvroCodec):

@@ -7,7 +7,9 @@ Pipeline (every hop keyed so the state it touches is owned by one partition's wo
                                  \\--> orders.decisions (order_id)
   lock.requests + inventory.commands (sku)
       --lock_stock_lines [stock table]--> lock.results (order_id), inventory.alerts (sku),
-                                          channels.stock (channel:sku), inventory.audit (sku)
+                                          channels.stock (channel:sku), inventory.audit (sku),
+                                          orders.decisions (order_id): single-SKU orders, which
+                                          their one answer decides (two hops, not three)
   sweep_orders (timer) --> order.timers: unpaid locks past their TTL, finished orders to forget
 
 A batch commits in this order (the embedded broker has no transactions):
@@ -269,6 +271,9 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
             state, result, alerts = apply_line_request(state, value, catalog, now)
             if result is not None:
                 batch.outputs.append((wiring.lock_results, result["order_id"], "LineLockResult", result))
+                if result["announced"]:
+                    batch.outputs.append((wiring.decisions, result["order_id"], "OrderDecision",
+                                          desk.single_line_decision(result)))
             movement = audit.line_movement(value, result, alerts)
         else:
             try:

@@ -124,6 +124,25 @@ def _decision(record: OrderRecord, now: int) -> dict[str, Any]:
     }
 
 
+def decided_by_stock_keeper(result: dict[str, Any]) -> bool:
+    """A single-SKU order is decided by its one answer: the stock keeper announces that decision
+    itself (one hop sooner than through the desk) and the desk only records it. Replayed answers
+    are not announced by the keeper (see ``apply_line_request``); the desk announces those."""
+    return bool(result.get("announced"))
+
+
+def single_line_decision(result: dict[str, Any]) -> dict[str, Any]:
+    """The decision a single-SKU order's answer makes: what ``_decision`` gives once the desk
+    has that answer, timed at the answer (so desk and keeper hold the same record)."""
+    locked = result["status"] == LOCKED
+    return {
+        "order_id": result["order_id"], "status": LOCKED if locked else REJECTED,
+        "reason": None if locked else (result["reason"] or REJECTED),
+        "lines": [{"sku": result["sku"], "qty": result["qty"], "region": result["region"] if locked else None}],
+        "decided_at": result["decided_at"], "channel": result["channel"], "placed_at": result["placed_at"],
+    }
+
+
 def _finish(record: OrderRecord, status: str, reason: str | None, now: int) -> None:
     record.status, record.reason, record.expires_at = status, reason, None
     record.finished_at = now
@@ -182,8 +201,12 @@ def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: 
     else:
         record.status, requests = LOCKED, []
         record.expires_at = now + catalog.ttl_ms(record.channel) if record.channel in catalog.channels else None
-    record.decision = _decision(record, now)
-    step = DeskStep(record, requests=requests, decisions=[record.decision])
+    if decided_by_stock_keeper(result) and record.sku_count == 1:
+        record.decision = single_line_decision(result)
+        step = DeskStep(record, requests=requests)  # the stock keeper announced it
+    else:
+        record.decision = _decision(record, now)
+        step = DeskStep(record, requests=requests, decisions=[record.decision])
     early, record.early_events = record.early_events, []
     for event in early:
         later = on_order_event(record, event, catalog, now)

@@ -184,9 +184,13 @@ def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog:
     if action != "LOCK":
         raise ValueError(f"unknown lock action {action!r}")
     state, outcome, alerts = lock_order_line(state, request, catalog, now)
+    # A single-SKU order is decided by this answer; a replayed answer was announced the first
+    # time (outputs are acknowledged before the state naming them) and may since have been
+    # overtaken by a release, so only a fresh one is announced here.
+    announced = request["sku_count"] == 1 and not outcome.replayed
     return state, {
         "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": outcome.status,
         "reason": outcome.reason, "region": outcome.region if outcome.status == LOCKED else None,
         "sku_count": request["sku_count"], "channel": request["channel"],
-        "placed_at": request["placed_at"], "decided_at": now,
+        "placed_at": request["placed_at"], "decided_at": now, "announced": announced,
     }, alerts

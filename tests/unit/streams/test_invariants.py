@@ -323,6 +323,8 @@ def test_orders_are_all_or_nothing_across_skus(catalog, totals, limit, specs, li
                 check_invariants(state, catalog, shipped_by_buyer[key])
             if result is not None:
                 results[result["order_id"]].append(result)
+                if desk.decided_by_stock_keeper(result):  # as the lock_stock_lines agent does
+                    decisions[result["order_id"]].append(desk.single_line_decision(result))
         else:
             step = desk.on_line_result(records.get(key), message, catalog, now)
             store(key, step)

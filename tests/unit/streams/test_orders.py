@@ -13,6 +13,7 @@ from streams.engine.orders import (
     PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, Deadlines, OrderRecord, due_timer, next_due_at, on_line_result, on_order_event,
     on_order_placed, on_timer, units_per_sku, validate_order,
 )
+from streams.engine import orders as desk
 from streams.engine.stock import LOCKED, OUT_OF_STOCK, REJECTED, RELEASED, SHIPPED
 
 CATALOG = load_catalog()
@@ -30,7 +31,8 @@ def answer(request: dict, status=LOCKED, reason=None, region="US") -> dict:
     """The LineLockResult the stock side sends for a LOCK request."""
     return {"order_id": request["order_id"], "sku": request["sku"], "qty": request["qty"], "status": status,
             "reason": reason, "region": region if status == LOCKED else None, "sku_count": request["sku_count"],
-            "channel": request["channel"], "placed_at": request["placed_at"], "decided_at": T0 + 1}
+            "channel": request["channel"], "placed_at": request["placed_at"], "decided_at": T0 + 1,
+            "announced": request["sku_count"] == 1}
 
 
 def event(kind, event_id="e1", order_id="o1", **extra) -> dict:
@@ -230,8 +232,39 @@ def test_cancel_before_the_decision_releases_after_it():
     record, requests = placed(("A", 1))
     record = on_order_event(record, event("CANCELLED"), CATALOG, T0 + 1).record
     step = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 2)
-    assert [(d["status"], d["reason"]) for d in step.decisions] == [(LOCKED, None), (RELEASED, CANCELLED)]
+    # LOCKED was announced by the stock keeper with the answer; the desk announces what follows
+    assert [(d["status"], d["reason"]) for d in step.decisions] == [(RELEASED, CANCELLED)]
     assert actions(step) == [("A", "RELEASE", CANCELLED)] and step.record.status == RELEASED
+
+
+def test_the_decision_of_a_single_sku_order_is_the_one_the_stock_keeper_announced():
+    for status, reason in ((LOCKED, None), (REJECTED, OUT_OF_STOCK)):
+        record, requests = placed(("A", 1), ("A", 2))  # two lines, one SKU: one answer decides
+        result = answer(requests["A"], status, reason)
+        assert desk.decided_by_stock_keeper(result)
+        step = on_line_result(record, result, CATALOG, T0 + 5)
+        assert step.decisions == []
+        assert step.record.decision == desk.single_line_decision(result)
+        # ...and it is what the desk itself would have announced, timed at the answer
+        assert step.record.decision == {**desk._decision(step.record, result["decided_at"])}
+        assert step.record.decision["lines"] == [{"sku": "A", "qty": 3, "region": "US" if status == LOCKED else None}]
+        repeat = on_order_placed(step.record, order(("A", 1), ("A", 2)), CATALOG, T0 + 9)
+        assert repeat.decisions == [desk.single_line_decision(result)]  # a duplicate order hears it again
+
+
+def test_a_single_sku_answer_the_keeper_did_not_announce_is_announced_by_the_desk():
+    record, requests = placed(("A", 1))
+    result = {**answer(requests["A"]), "announced": False}  # a replayed answer, or an older worker's
+    step = on_line_result(record, result, CATALOG, T0 + 5)
+    assert [d["status"] for d in step.decisions] == [LOCKED] and step.record.decision == step.decisions[0]
+
+
+def test_a_multi_sku_order_is_decided_by_the_desk():
+    record, requests = placed(("A", 1), ("B", 1))
+    assert not desk.decided_by_stock_keeper(answer(requests["A"]))
+    record = on_line_result(record, answer(requests["A"]), CATALOG, T0 + 2).record
+    step = on_line_result(record, answer(requests["B"]), CATALOG, T0 + 3)
+    assert [d["status"] for d in step.decisions] == [LOCKED]
 
 
 def test_early_cancel_of_a_rejected_order_releases_nothing_twice():

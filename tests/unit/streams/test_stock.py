@@ -376,7 +376,7 @@ def test_apply_line_request_answers_only_locks():
     state, result, alerts = apply_line_request(state, request("o1", 2, sku_count=3), CATALOG, NOW)
     assert result == {
         "order_id": "o1", "sku": "A", "qty": 2, "status": LOCKED, "reason": None, "region": "US",
-        "sku_count": 3, "channel": "tiktok-us", "placed_at": NOW - 5, "decided_at": NOW,
+        "sku_count": 3, "channel": "tiktok-us", "placed_at": NOW - 5, "decided_at": NOW, "announced": False,
     }
     state, result, _ = apply_line_request(state, request("o1", action="COMMIT"), CATALOG, NOW)
     assert result is None and state.regions["US"].paid == 2
@@ -444,3 +444,14 @@ def test_the_json_table_value_is_to_dict_and_decodes_back():
     assert state.reservations
     assert orjson.loads(state.to_json()) == state.to_dict()
     assert SkuState.from_dict(orjson.loads(state.to_json())) == state
+
+
+def test_only_a_fresh_answer_to_a_single_sku_order_is_announced_by_the_keeper():
+    state = stocked()
+    state, first, _ = apply_line_request(state, request("o1", 2, sku_count=1), CATALOG, NOW)
+    assert first["announced"] and first["status"] == LOCKED
+    state, again, _ = apply_line_request(state, request("o1", 2, sku_count=1), CATALOG, NOW + 1)
+    assert again["status"] == LOCKED and not again["announced"]  # a redelivery: announced the first time
+    state, _, _ = apply_line_request(state, request("o1", 2, sku_count=1, action="RELEASE", reason="CANCELLED"), CATALOG, NOW + 2)
+    state, late, _ = apply_line_request(state, request("o1", 2, sku_count=1), CATALOG, NOW + 3)
+    assert late["status"] != LOCKED and not late["announced"]  # the desk's RELEASED decision stands
