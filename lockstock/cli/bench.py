@@ -1,6 +1,8 @@
 """`lockstock bench`: in one run, on one broker and one partition count, (a) the broker's own
 ceiling (a plain consume -> produce loop), (b) the lock pipeline at saturation (orders placed ->
-decisions, mixed single / multi-line), (c) the pipeline at fixed offered rates for latency.
+decisions, mixed single / multi-line), (c) the pipeline at fixed offered rates for latency, and
+(d) Faust's own floor: how fast one worker's agent merely receives events, the bound any Faust
+pipeline lives under (lockstock.load.faustfloor).
 Writes the figures a reader needs to judge them: efficiency against the ceiling, the broker, the
 CPU, the worker count."""
 
@@ -18,6 +20,7 @@ from lockstock.cli import cli
 from lockstock.cli.options import echo_table, settings_options
 from lockstock.errors import SettingsError
 from lockstock.kafka import kafka_for
+from lockstock.load.faustfloor import faust_floor
 from lockstock.load.passthrough import passthrough
 from lockstock.load.profile import LoadProfile
 from lockstock.load.run import LoadRun
@@ -94,17 +97,21 @@ def bench(settings: Settings, workers: str, orders: str, rates: str, rate_second
         finally:
             if pool is not None:
                 pool.stop_all()
+        click.echo("(d) Faust's floor: one agent receiving batches and doing nothing ...")
+        floor = faust_floor(kafka, progress=click.echo)
+        figures["faust_floor"] = floor
     pipeline = saturation["lines_per_s"]
     figures.update(
         passthrough_per_s=ceiling["per_s"], pipeline_per_s=pipeline, pipeline_orders_per_s=saturation["orders_per_s"],
-        efficiency=round(pipeline / ceiling["per_s"], 4), latency=latency,
+        efficiency=round(pipeline / ceiling["per_s"], 4), latency=latency, faust_floor_per_s=floor["per_s"],
         oversold=saturation["oversold"] + sum(r["oversold"] for r in latency.values()),
         undecided=saturation["undecided"] + sum(r["undecided"] for r in latency.values()),
     )
     rows = [{"figure": "passthrough_per_s", "value": figures["passthrough_per_s"]},
             {"figure": "pipeline_per_s (lines)", "value": pipeline},
             {"figure": "pipeline orders/s", "value": saturation["orders_per_s"]},
-            {"figure": "efficiency", "value": figures["efficiency"]}]
+            {"figure": "efficiency", "value": figures["efficiency"]},
+            {"figure": "faust_floor_per_s (events, 1 agent, no work)", "value": floor["per_s"]}]
     rows += [{"figure": f"{rate}/s p50 / p99 ms", "value": f"{r.get('p50_ms')} / {r.get('p99_ms')}"} for rate, r in latency.items()]
     rows += [{"figure": k, "value": figures[k]} for k in ("oversold", "undecided", "broker", "cpu", "workers")]
     echo_table(rows, ["figure", "value"])

@@ -25,6 +25,7 @@ def test_bench_writes_every_figure_from_a_real_run(kafka, workers, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["passthrough"]["messages"] == 20000 and figures["passthrough_per_s"] > 0
+    assert figures["faust_floor"]["events"] >= 60000 and figures["faust_floor_per_s"] == figures["faust_floor"]["per_s"] > 0
     assert figures["saturation"]["orders"] == 1000 and figures["saturation"]["undecided"] == 0
     assert figures["pipeline_per_s"] > 0 and figures["pipeline_orders_per_s"] > 0
     assert figures["pipeline_per_s"] >= figures["pipeline_orders_per_s"]  # lines >= orders
