@@ -51,7 +51,7 @@ from lockstock.codec import Decoded
 from lockstock.deadletter import INVALID_COMMAND, INVALID_EVENT, PROCESSING_ERROR, UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError
 from streams.app import Wiring
-from streams.tables import StateCache
+from streams.tables import StateCache, assignment_epoch, table_value
 from streams.engine import audit
 from streams.engine import orders as desk
 from streams.engine.channels import channel_stock_updates
@@ -150,7 +150,7 @@ class Handler:
         key's state at the end of the batch."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
             logger.debug("%s: batch of %d events", cache.table.name, len(events))
-            cache.sync(self.app.consumer_generation_id)
+            cache.sync(assignment_epoch(self.app))
             batch = Batch()
             for event in events:
                 decoded = self.decode(event, batch)
@@ -243,13 +243,13 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
         re-checks every timer."""
         if app.rebalancing or not app.tables.actives_ready:
             return
-        if deadlines.generation != app.consumer_generation_id:
-            deadlines.rebuild(app.consumer_generation_id, (
-                (order_id, desk.OrderRecord.from_dict(raw)) for order_id, raw in orders_table.items()))
+        if deadlines.generation != app.rebalancing_count:  # see assignment_epoch
+            deadlines.rebuild(app.rebalancing_count, (
+                (order_id, desk.OrderRecord.from_dict(table_value(raw))) for order_id, raw in orders_table.items()))
         now = now_ms()
         due = []
         for order_id in deadlines.passed(now):
-            raw = orders_table.get(order_id)
+            raw = table_value(orders_table.get(order_id))
             kind = desk.due_timer(desk.OrderRecord.from_dict(raw), catalog, now) if raw else None
             if kind:
                 due.append((wiring.order_timers, order_id, "OrderTimer", {"order_id": order_id, "kind": kind, "due_at": now}))

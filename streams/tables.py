@@ -1,5 +1,8 @@
-"""Faust tables. Values are the plain dicts of ``streams.engine`` state objects (JSON in the
-changelog); a table value is always reassigned after a change, or Faust writes no changelog."""
+"""Faust tables. Values are the JSON of ``streams.engine`` state objects, kept as bytes: the
+agents write the changelog and the store themselves (streams/agents.py), and raw values spare
+every standby replica and every recovery from decoding each changelog record into Python objects
+only to store its bytes again (with two workers that decode had cost each worker about as much
+as its own work). Read them with ``table_value``."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import faust
+import orjson
 
 from lockstock.topics import TABLES
 
@@ -21,8 +25,8 @@ def define_tables(app: faust.App, partitions: int) -> Tables:
     def table(name: str, help: str) -> faust.TableT:
         assert name in TABLES, f"table {name} missing from lockstock.topics.TABLES"
         return app.Table(
-            name, partitions=partitions,
-            help=help,  # no key/value type: Faust stores str keys and dict values as JSON
+            name, partitions=partitions, value_type=bytes,  # keys: str as JSON (Faust's default)
+            help=help,
         )
 
     return Tables(
@@ -36,9 +40,9 @@ class StateCache:
     an order between its placement and its answer) is decoded from the store once rather than
     once per batch. The agents write through it: every value they persist is put back here.
 
-    Valid for one consumer generation only: a rebalance may hand a partition to another worker,
+    Valid for one partition assignment only: a rebalance may hand a partition to another worker,
     and the recovery that follows rewrites the store from the changelog, so ``sync`` drops
-    everything when the generation changes. Bounded: the least recently written half goes when
+    everything when the ``assignment_epoch`` changes (and keeps nothing while one is under way). Bounded: the least recently written half goes when
     it holds ``limit`` values."""
 
     def __init__(self, table: faust.TableT, decode: Callable[[dict[str, Any]], Any], key_field: str,
@@ -47,20 +51,20 @@ class StateCache:
         self.key_field = key_field  # the field of an input record that names its key
         self.decode = decode
         self.limit = limit
-        self.generation: int | None = None
+        self.epoch: Any = None
         self.values: dict[str, Any] = {}
 
-    def sync(self, generation: int) -> None:
-        if generation != self.generation:
+    def sync(self, epoch: Any) -> None:
+        if epoch != self.epoch or epoch[1]:
             self.values.clear()
-            self.generation = generation
+            self.epoch = epoch
 
     def get(self, key: str) -> Any:
         """The decoded value, or None when the table has none."""
         try:
             return self.values[key]
         except KeyError:
-            raw = self.table.get(key)
+            raw = table_value(self.table.get(key))
             value = self.decode(raw) if raw else None
             if value is not None:
                 self.values[key] = value
@@ -77,3 +81,15 @@ class StateCache:
     def forget(self, key: str) -> None:
         """Drop a value a failed handler may have changed half-way (the store still has the truth)."""
         self.values.pop(key, None)
+
+
+def table_value(raw: bytes | None) -> dict[str, Any] | None:
+    """A table value as the plain dict its state object reads (``from_dict``)."""
+    return None if raw is None else orjson.loads(raw)
+
+
+def assignment_epoch(app: faust.App) -> tuple[int, bool]:
+    """Names this worker's partition assignment: (rebalances so far, rebalancing now). Not the
+    group's generation id: the embedded broker answers every join with generation 0, so that id
+    never changes there."""
+    return app.rebalancing_count, bool(app.rebalancing)

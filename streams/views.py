@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 from streams.app import Wiring
 from streams.engine.orders import OrderRecord
 from streams.engine.state import SkuState
+from streams.tables import table_value
 
 
 def define_views(app: faust.App, wiring: Wiring) -> None:
@@ -36,7 +37,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
     async def stock_of(web: View, request: Request, sku: str) -> Response:
         if not ready():
             return recovering(web)
-        raw = stock_table.get(sku)
+        raw = table_value(stock_table.get(sku))
         if raw is None:
             return web.json({"error": f"unknown SKU {sku!r}"}, status=404)
         return web.json(SkuState.from_dict(raw).public_view())
@@ -47,7 +48,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         if not ready():
             return recovering(web)
         items = sorted(stock_table.items(), key=lambda kv: kv[0])
-        return web.json({"skus": [SkuState.from_dict(v).public_view() for _, v in items]})
+        return web.json({"skus": [SkuState.from_dict(table_value(v)).public_view() for _, v in items]})
 
     @app.page("/orders/{order_id}/")
     @app.topic_route(topic=wiring.orders_placed, match_info="order_id")
@@ -55,7 +56,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         """An order's lifecycle status, lines and decision, from the worker that owns it."""
         if not ready():
             return recovering(web)
-        raw = orders_table.get(order_id)
+        raw = table_value(orders_table.get(order_id))
         if raw is None:
             return web.json({"error": f"unknown order {order_id!r}"}, status=404)
         return web.json(OrderRecord.from_dict(raw).public_view())
