@@ -89,7 +89,8 @@ def table_value(raw: bytes | None) -> dict[str, Any] | None:
 
 
 def assignment_epoch(app: faust.App) -> tuple[int, bool]:
-    """Names this worker's partition assignment: (rebalances so far, rebalancing now). Not the
-    group's generation id: the embedded broker answers every join with generation 0, so that id
-    never changes there."""
+    """Names this worker's partition assignment: (rebalances this worker went through, rebalancing
+    now). Faust counts every rebalance itself, so this does not depend on which generation ids a
+    broker hands out (the embedded broker starts every group at 0 and gave two workers that
+    joined together the same one)."""
     return app.rebalancing_count, bool(app.rebalancing)

@@ -13,10 +13,11 @@ duplicate. Pure functions: no Kafka here.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
+
+import orjson
 
 from streams.engine.state import SkuState
 
@@ -37,10 +38,12 @@ def balances(state: SkuState | None) -> dict[str, int]:
 
 
 def record_hash(record: dict[str, Any]) -> str:
-    """SHA-256 of every field but ``hash``, as JSON with sorted keys and no spaces."""
+    """SHA-256 of every field but ``hash``, as UTF-8 JSON with sorted keys and no spaces: the
+    bytes of ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
+    which chains written so far were hashed over, produced by orjson (several times faster;
+    a unit test pins the two byte for byte)."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                          .encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def append_movement(state: SkuState, before: dict[str, int], *, movement: str, ref: str, qty: int,

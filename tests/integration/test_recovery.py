@@ -202,3 +202,51 @@ def test_worker_killed_mid_burst_of_multi_line_orders_loses_and_double_locks_not
         for region, stock in row["regions"].items():
             assert stock["locked"] + stock["paid"] + stock["shipped"] <= stock["allocation"], (sku, region, stock)
         assert row["total"] == row["flex"] + sum(r["allocation"] for r in row["regions"].values())  # conserved
+
+
+def test_a_worker_that_takes_over_partitions_expires_their_unpaid_locks(kafka, tmp_path):
+    """The sweeper's deadline index is rebuilt after every rebalance: the orders a killed worker
+    locked, and noted deadlines for, are expired by the worker that took its partitions over."""
+    from pathlib import Path
+
+    from lockstock.supervise import WorkerPool
+
+    catalog = Path(__file__).parent / "channels.yaml"  # shopee-th: unpaid locks expire after 2 s
+    pool = WorkerPool(kafka.settings.with_(channels_file=catalog), tmp_path / "logs")
+    watcher = TopicWatcher(kafka, [kafka.topics.orders_decisions]).start_and_wait()
+    client = Client(kafka)
+    try:
+        survivor = pool.start(data_dir=tmp_path / "w0")
+        survivor.wait_ready()
+        doomed = pool.start(data_dir=tmp_path / "w1")
+        doomed.wait_ready()
+        survivor.wait_ready()  # the rebalance that split the partitions is over
+        client.set_stock("EXP-1", 100, {"SEA": 100}, flex_pct=0)
+        client.flush()
+        deadline = time.monotonic() + 30
+        while survivor.get_json("/stock/EXP-1/", timeout=5)[1].get("total") != 100:
+            assert time.monotonic() < deadline, f"the stock was never set: {survivor.get_json('/stock/EXP-1/')}"
+            time.sleep(0.1)
+        orders = [f"exp-{n}" for n in range(24)]  # spread over every partition
+        for order_id in orders:
+            client.place_order(order_id, [("EXP-1", 1)], channel="shopee-th", buyer=order_id)
+        client.flush()
+
+        def statuses() -> dict[str, list[str]]:
+            seen: dict[str, list[str]] = {}
+            for _, value, _ in watcher.snapshot():
+                seen.setdefault(value["order_id"], []).append(f"{value['status']}:{value['reason']}")
+            return seen
+
+        assert watcher.wait_for(lambda: all(statuses().get(o) for o in orders), 60, "every order locked"), statuses()
+        assert all(statuses()[o][0] == "LOCKED:None" for o in orders), statuses()
+        placed = kafka.topics.orders_placed
+        status, consumer = doomed.get_json("/consumer/", timeout=5)
+        assert status == 200 and any(name.startswith(f"{placed}[") for name in consumer["assigned"]), consumer
+        doomed.kill()  # before any TTL ran out on it: its partitions' deadlines die with it
+        assert watcher.wait_for(
+            lambda: all("RELEASED:PAYMENT_TIMEOUT" in statuses().get(o, []) for o in orders), 90, "every lock expired"
+        ), {o: s for o, s in statuses().items() if "RELEASED:PAYMENT_TIMEOUT" not in s}
+    finally:
+        watcher.stop()
+        pool.stop_all()

@@ -159,3 +159,17 @@ def test_a_state_written_before_the_audit_existed_starts_its_chain_at_genesis():
     old = {k: v for k, v in SkuState("A", total=5).to_dict().items() if not k.startswith("audit_")}
     state = SkuState.from_dict(old)
     assert (state.audit_seq, state.audit_head) == (0, GENESIS)
+
+
+def test_the_hash_is_over_the_same_bytes_the_first_chains_were_hashed_over():
+    """Chains already on the topic were hashed over the standard library's canonical JSON; the
+    orjson bytes must be identical or they would no longer verify (unicode, escapes, nesting)."""
+    import hashlib
+    import json
+
+    record = {"sku": "ÉTÉ-✓ \"q\" \\ \n\t\x01\x1f\u2028 /", "seq": 7, "movement": "LOCK", "ref": "o-1:A", "qty": 2,
+              "region": None, "detail": "x\r\b\f", "balances": {"US.locked": 3, "EU.free": -2, "total": 10},
+              "at": 1795575000000, "prev_hash": "0" * 64, "hash": "ignored"}
+    body = {k: v for k, v in record.items() if k != "hash"}
+    stdlib = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert audit.record_hash(record) == hashlib.sha256(stdlib).hexdigest()

@@ -80,7 +80,7 @@ def test_nothing_is_kept_while_a_rebalance_is_under_way():
     assert cache.get("a") == {"decoded": 3}
 
 
-def test_the_epoch_counts_rebalances_not_the_brokers_generation_id():
+def test_the_epoch_counts_rebalances_whatever_generation_the_broker_hands_out():
     from types import SimpleNamespace
 
     from streams.tables import assignment_epoch
