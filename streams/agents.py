@@ -116,10 +116,13 @@ class Handler:
                 records.append((changelog, key_bytes, value, event.message.partition))
         await self.producer.send_all(records[:len(outputs)])
         positions = await self.producer.send_all(records[len(outputs):])
+        persisted: dict[int, int] = {}
         for (key, key_bytes, event, state, value), (partition, offset) in zip(changes, positions):
             write_store(table, event, key_bytes, value)
-            table.data.set_persisted_offset(TP(changelog, partition), offset)
             cache.put(key, state)
+            persisted[partition] = max(offset, persisted.get(partition, -1))
+        for partition, offset in persisted.items():  # once per partition: each call is a store write too
+            table.data.set_persisted_offset(TP(changelog, partition), offset)
 
     def dead_output(self, event: faust.EventT, reason: str, error_type: str) -> Output:
         message = event.message
