@@ -30,7 +30,6 @@ ENV = {
     "topic_prefix": "LOCKSTOCK_TOPIC_PREFIX",
     "partitions": "LOCKSTOCK_PARTITIONS",
     "replication_factor": "LOCKSTOCK_REPLICATION_FACTOR",
-    "standby_replicas": "LOCKSTOCK_STANDBY_REPLICAS",
     "broker_profile": "LOCKSTOCK_BROKER_PROFILE",
     "app_id": "LOCKSTOCK_APP_ID",
     "web_host": "LOCKSTOCK_WEB_HOST",
@@ -100,7 +99,6 @@ class Settings:
     topic_prefix: str = "lockstock"
     partitions: int = 4
     replication_factor: int = 1
-    standby_replicas: int = 1  # warm copies of each table partition on other workers (Faust standbys)
     broker_profile: str = "auto"  # auto: detect the embedded broker by its cluster id
     app_id: str = "lockstock"
     web_host: str = "127.0.0.1"
@@ -122,9 +120,6 @@ class Settings:
         object.__setattr__(self, "partitions", parse_int(self.partitions, "partitions", minimum=1, maximum=1024))
         object.__setattr__(
             self, "replication_factor", parse_int(self.replication_factor, "replication factor", minimum=1, maximum=16)
-        )
-        object.__setattr__(
-            self, "standby_replicas", parse_int(self.standby_replicas, "standby replicas", minimum=0, maximum=8)
         )
         if self.broker_profile not in PROFILES:
             raise SettingsError(f"broker profile must be one of {', '.join(PROFILES)}, got {self.broker_profile!r}")

@@ -60,10 +60,8 @@ def create_app(kafka: Kafka) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         autodiscover=False,
-        # Standbys make a takeover quick (the table is already warm) but each worker then also
-        # applies every other worker's changelog: on a 2-core machine that costs about as much
-        # throughput as a second worker brings (docs/benchmarks.md). The operator chooses.
-        table_standby_replicas=settings.standby_replicas,
+        # Faust's default of one standby replica stays: without standbys two workers process
+        # about half as much again, but chaos runs then lost orders (docs/benchmarks.md).
         TableManager=SeekFirstTableManager,  # no record is skipped when recovery hands over to the agents
         **kafka.profile.faust,
     )

@@ -14,6 +14,7 @@ cluster it runs under its own app id and topic prefix, never in the production g
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def _chaos(settings: Settings, profile: LoadProfile, settle_s: float, workers: i
         click.echo(f"chaos on {settings.bootstrap_servers}: app id and topic prefix {settings.app_id}")
     with kafka_for(settings) as kafka:
         kafka.create_topics()
-        log_dir = kafka.settings.data_dir / "chaos-logs"
+        # Under the data directory the user chose, not the run's state directory (the embedded
+        # broker's runs delete theirs): a failed chaos run is read from its workers' logs.
+        log_dir = settings.data_dir / "chaos-logs" / time.strftime("%Y%m%d-%H%M%S")
         click.echo(f"starting {workers} worker(s) for the chaos run (logs in {log_dir}) ...")
         return ChaosRun(kafka, profile, settle_s, workers, kills, profile.seed, log_dir, progress=click.echo).run()
 
