@@ -61,7 +61,8 @@ def create_app(kafka: Kafka) -> faust.App:
         web_in_thread=False,
         autodiscover=False,
         # Faust's default of one standby replica stays: without standbys two workers process
-        # about half as much again, but chaos runs then lost orders (docs/benchmarks.md).
+        # about half as much again, but that mode has too few chaos runs behind it yet (it is
+        # where the recovery loss fixed in streams/recovery.py showed; docs/benchmarks.md).
         TableManager=SeekFirstTableManager,  # no record is skipped when recovery hands over to the agents
         **kafka.profile.faust,
     )

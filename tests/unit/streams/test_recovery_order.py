@@ -4,9 +4,10 @@ after the seek: nothing can be fetched from the old position and then skipped (s
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
-from streams.recovery import SeekFirstRecovery
+from streams.recovery import FETCHING, SeekFirstRecovery
 
 
 class RecordingConsumer:
@@ -14,6 +15,7 @@ class RecordingConsumer:
         self._assignment, self.calls = assignment, []
         self._committed_offset = dict.fromkeys(assignment, 7) if committed is None else committed
         self._thread = self  # Faust's consumer delegates seek_to_beginning to its thread
+        self.diag = SimpleNamespace(flags=set(), last_transition={})  # the fetch loop is idle
 
     def assignment(self) -> set:
         return self._assignment
@@ -39,11 +41,12 @@ def recovery_with(consumer: RecordingConsumer) -> SimpleNamespace:
 
     fake = SimpleNamespace(
         app=SimpleNamespace(consumer=consumer, conf=SimpleNamespace(broker_request_timeout=5)),
-        log=SimpleNamespace(info=lambda *a, **k: None),
+        log=SimpleNamespace(info=lambda *a, **k: None, warning=lambda *a, **k: None),
         _is_changelog_tp=lambda tp: tp[0].endswith("-changelog"),
         _wait=wait,
     )
     fake._stream_partitions = lambda: SeekFirstRecovery._stream_partitions(fake)
+    fake._fetch_cycle_passed = lambda consumer: SeekFirstRecovery._fetch_cycle_passed(fake, consumer)
     return fake
 
 
@@ -71,3 +74,37 @@ def test_partitions_never_committed_go_back_to_their_first_record_before_resumin
     assert consumer.calls == [("pause", frozenset(streams)), ("seek-start", None), ("seek-done", None),
                               ("beginning", frozenset({("lock.results", 1), ("lock.results", 2)})),
                               ("resume", frozenset(streams))]
+
+
+def test_the_seek_waits_for_the_batch_the_fetch_loop_already_had_in_hand():
+    """Records fetched before the pause are still delivered; each moves Faust's read offset on.
+    Seeking before they are out would leave the read offset past the records the seek goes
+    back to, and Faust would drop those as already read."""
+    streams = {("orders.placed", 0)}
+    consumer = RecordingConsumer(streams)
+    consumer.diag.flags.add(FETCHING)
+    consumer.diag.last_transition[FETCHING] = time.monotonic() - 0.5  # a cycle started before the pause
+
+    async def fetch_loop_finishes_its_batch():
+        await asyncio.sleep(0.05)
+        consumer.calls.append(("batch delivered", None))
+        consumer.diag.flags.discard(FETCHING)
+
+    async def main():
+        await asyncio.gather(SeekFirstRecovery._seek_then_resume(recovery_with(consumer)), fetch_loop_finishes_its_batch())
+
+    asyncio.run(main())
+    assert [c[0] for c in consumer.calls] == ["pause", "batch delivered", "seek-start", "seek-done", "resume"]
+
+
+def test_a_fetch_cycle_that_began_after_the_pause_does_not_hold_the_seek():
+    streams = {("orders.placed", 0)}
+    consumer = RecordingConsumer(streams)
+    consumer.diag.flags.add(FETCHING)
+
+    async def main():
+        consumer.diag.last_transition[FETCHING] = time.monotonic() + 10  # (a fake clock) began after the pause
+        await asyncio.wait_for(SeekFirstRecovery._seek_then_resume(recovery_with(consumer)), 1.0)
+
+    asyncio.run(main())
+    assert [c[0] for c in consumer.calls] == ["pause", "seek-start", "seek-done", "resume"]
