@@ -36,7 +36,7 @@ import asyncio
 import logging
 import os
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import faust
@@ -86,11 +86,8 @@ class Handler:
         self.codec = wiring.kafka.codec
         # linger 1 ms: a batch's records are produced together anyway; each hop waits for acks.
         self.producer = AckedProducer(wiring.kafka, **{"linger.ms": 1})
-        self.topic_names: dict[faust.TopicT, str] = {}
-        for name in ("orders_placed", "orders_events", "lock_requests", "inventory_commands", "lock_results",
-                     "order_timers", "decisions", "alerts", "audit", "channel_stock", "deadletter"):
-            topic = getattr(wiring, name)
-            self.topic_names[topic] = topic.get_topic_name()
+        handles = (getattr(wiring, f.name) for f in fields(wiring))
+        self.topic_names = {t: t.get_topic_name() for t in handles if isinstance(t, faust.TopicT)}
         topics = wiring.kafka.topics
         self.value_schemas = {name: topics.spec_of(name).value_schemas for name in self.topic_names.values()}
 
@@ -274,7 +271,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
             state, result, alerts = apply_line_request(state, value, catalog, now)
             if result is not None:
                 batch.outputs.append((wiring.lock_results, result["order_id"], "LineLockResult", result))
-                if result["announced"]:
+                if desk.decided_by_stock_keeper(result):
                     batch.outputs.append((wiring.decisions, result["order_id"], "OrderDecision",
                                           desk.single_line_decision(result)))
             movement = audit.line_movement(value, result, alerts)

@@ -21,34 +21,15 @@ from typing import Any
 
 from lockstock.errors import BrokerError
 from lockstock.kafka import Kafka
-from lockstock.load.passthrough import PAYLOAD_BYTES
+from lockstock.load.passthrough import load_bench_topic
 
 FLOOR_TIMEOUT_S = 240.0
 FIGURE_FILE = "floor.json"
 
 
 def faust_floor(kafka: Kafka, messages: int = 60_000, progress=None) -> dict[str, Any]:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import NewTopic
-
     topic = f"{kafka.settings.topic_prefix}.bench.faust-floor-in"
-    admin = kafka.admin()
-    for name, future in admin.create_topics([NewTopic(topic, kafka.settings.partitions, kafka.settings.replication_factor)]).items():
-        try:
-            future.result(30)
-        except Exception as exc:  # an existing topic from an earlier run is fine
-            if "already exists" not in str(exc).lower():
-                raise BrokerError(f"cannot create {name}: {exc}") from None
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "partitioner": "murmur2_random"})
-    payload = os.urandom(PAYLOAD_BYTES)
-    for i in range(messages):
-        while True:
-            try:
-                producer.produce(topic, key=str(i).encode(), value=payload)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(60)
+    load_bench_topic(kafka, topic, messages)
     if progress:
         progress(f"faust floor: {messages} records loaded, one Faust agent taking them ...")
     with tempfile.TemporaryDirectory(prefix="lockstock-floor-") as datadir:
