@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
+from faust import transport
 
 from lockstock.catalog import Catalog
 from lockstock.kafka import Kafka
+from streams.consumer import eager_transport
 from streams.recovery import SeekFirstTableManager
 from streams.tables import Tables, define_tables
 
@@ -38,11 +40,20 @@ class Wiring:
     deadletter: faust.TopicT
 
 
+class LockstockApp(faust.App):
+    """Faust's app with its consumer handing records to the agents eagerly (streams/consumer.py),
+    on whichever transport the broker profile picks."""
+
+    def _new_transport(self) -> transport.base.Transport:
+        base = transport.by_url(self.conf.broker_consumer[0])
+        return eager_transport(base)(self.conf.broker_consumer, self)
+
+
 def create_app(kafka: Kafka) -> faust.App:
     settings = kafka.settings
     datadir = settings.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = LockstockApp(
         settings.app_id,
         broker=kafka.profile.faust_broker_url(kafka.bootstrap),
         store="rocksdb://",
