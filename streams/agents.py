@@ -225,7 +225,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
 
     def handle_order(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         order_id = decoded.value["order_id"]
-        record = batch.writes[order_id][1] if order_id in batch.writes else orders.get(order_id)
+        record = batch.writes[order_id][1] if order_id in batch.writes else orders.get(order_id, event.message.partition)
         step = desk_steps[decoded.name](record, decoded.value, catalog, now_ms())
         batch.outputs += [(wiring.lock_requests, r["sku"], "LineLockRequest", r) for r in step.requests]
         batch.outputs += [(wiring.decisions, d["order_id"], "OrderDecision", d) for d in step.decisions]
@@ -265,7 +265,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
 
     def update_stock(event: faust.EventT, decoded: Decoded, batch: Batch) -> None:
         value, sku, now = decoded.value, decoded.value["sku"], now_ms()
-        state = batch.writes[sku][1] if sku in batch.writes else stocks.get(sku)
+        state = batch.writes[sku][1] if sku in batch.writes else stocks.get(sku, event.message.partition)
         before = audit.balances(state)
         if decoded.name == "LineLockRequest":
             state, result, alerts = apply_line_request(state, value, catalog, now)

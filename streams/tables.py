@@ -59,12 +59,13 @@ class StateCache:
             self.values.clear()
             self.epoch = epoch
 
-    def get(self, key: str) -> Any:
-        """The decoded value, or None when the table has none."""
+    def get(self, key: str, partition: int | None = None) -> Any:
+        """The decoded value, or None when the table has none. ``partition``: the one the key
+        lives in (the agents know it from the event), read with a single store lookup."""
         try:
             return self.values[key]
         except KeyError:
-            raw = table_value(self.table.get(key))
+            raw = table_value(self.table.get(key) if partition is None else stored_value(self.table, key, partition))
             value = self.decode(raw) if raw else None
             if value is not None:
                 self.values[key] = value
@@ -86,6 +87,14 @@ class StateCache:
 def table_value(raw: bytes | None) -> dict[str, Any] | None:
     """A table value as the plain dict its state object reads (``from_dict``)."""
     return None if raw is None else orjson.loads(raw)
+
+
+def stored_value(table: faust.TableT, key: str, partition: int) -> bytes | None:
+    """``key``'s raw value in the local store of ``partition``: one RocksDB get. Faust's own
+    lookup outside an event's context asks every partition's database, twice (contains, then
+    get), which made the stores a tenth of the worker's time. Keys are stored as JSON, as
+    ``streams.agents.write_store`` writes them."""
+    return table.data._db_for_partition(partition).get(orjson.dumps(key))
 
 
 def assignment_epoch(app: faust.App) -> tuple[int, bool]:

@@ -3,6 +3,8 @@ in batches exactly as the lock engine's agents do (``stream.take_events``) and d
 them. Every order line crosses at least three such agent hops (order -> desk -> stock keeper ->
 desk), so this rate divided by the events per line bounds what any Faust pipeline on this
 machine can reach, whatever its logic costs. The bench reports it next to the broker's ceiling.
+The agent runs in the engine's own app class (``streams.app.LockstockApp``), so the floor moves
+with what the engine changes in Faust's path (streams/consumer.py).
 
 Runs the agent in a child process (a Faust worker owns its event loop and its signals) and
 stops it by PID; run as ``python -m lockstock.load.faustfloor BOOTSTRAP PROFILE TOPIC COUNT``.
@@ -49,13 +51,12 @@ def faust_floor(kafka: Kafka, messages: int = 60_000, progress=None) -> dict[str
 
 
 def _run_agent(bootstrap: str, profile_name: str, topic_name: str, count: int, datadir: str) -> None:
-    import faust
-
     from lockstock.broker.profile import detect
     from streams.agents import BATCH_MAX, BATCH_WAIT_S
+    from streams.app import LockstockApp
 
     profile = detect(bootstrap, profile_name)
-    app = faust.App(f"lockstock-floor-{os.getpid()}", broker=profile.faust_broker_url(bootstrap), store="memory://",
+    app = LockstockApp(f"lockstock-floor-{os.getpid()}", broker=profile.faust_broker_url(bootstrap), store="memory://",
                     datadir=datadir, key_serializer="raw", value_serializer="raw", web_enabled=False,
                     consumer_auto_offset_reset="earliest", autodiscover=False, **profile.faust)
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, internal=False)

@@ -87,3 +87,25 @@ def test_the_epoch_counts_rebalances_whatever_generation_the_broker_hands_out():
 
     app = SimpleNamespace(rebalancing_count=3, rebalancing=False, consumer_generation_id=0)
     assert assignment_epoch(app) == (3, False)
+
+
+class PartitionedStore:
+    """Faust's RocksDB store as the agents read it: one database per partition, JSON keys."""
+
+    def __init__(self, **dbs):
+        self.dbs = {int(p[1:]): {orjson.dumps(k): orjson.dumps(v) for k, v in values.items()} for p, values in dbs.items()}
+        self.opened = []
+
+    def _db_for_partition(self, partition):
+        self.opened.append(partition)
+        return self.dbs[partition]
+
+
+def test_a_key_read_with_its_partition_is_one_lookup_in_that_partitions_store():
+    table = Table()
+    table.data = PartitionedStore(p0={"a": {"n": 0}}, p1={"a": {"n": 1}, "b": {"n": 2}})
+    cache = StateCache(table, decode, key_field="sku")
+    cache.sync((1, False))
+    assert cache.get("a", 1) == {"decoded": 1}
+    assert cache.get("b", 0) is None  # not in partition 0's store: the table's other stores are not asked
+    assert table.data.opened == [1, 0]
