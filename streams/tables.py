@@ -93,7 +93,7 @@ def stored_value(table: faust.TableT, key: str, partition: int) -> bytes | None:
     """``key``'s raw value in the local store of ``partition``: one RocksDB get. Faust's own
     lookup outside an event's context asks every partition's database, twice (contains, then
     get), which made the stores a tenth of the worker's time. Keys are stored as JSON, as
-    ``streams.agents.write_store`` writes them."""
+    ``streams.agents.write_stores`` writes them."""
     return table.data._db_for_partition(partition).get(orjson.dumps(key))
 
 
