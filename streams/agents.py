@@ -40,8 +40,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import faust
-import orjson
-import rocksdict
 
 from lockstock.acked import AckedProducer
 
@@ -50,7 +48,7 @@ from lockstock.codec import Decoded
 from lockstock.deadletter import INVALID_COMMAND, INVALID_EVENT, PROCESSING_ERROR, UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError
 from streams.app import Wiring
-from streams.tables import StateCache, assignment_epoch, table_value
+from streams.tables import StateCache, assignment_epoch, store_key, table_value, write_stores
 from streams.engine import audit
 from streams.engine import orders as desk
 from streams.engine.channels import channel_stock_updates
@@ -107,7 +105,7 @@ class Handler:
             table = cache.table
             changelog = table.changelog_topic.get_topic_name()
             for key, (event, state) in writes.items():
-                key_bytes, value = orjson.dumps(key), None if state is None else state.to_json()
+                key_bytes, value = store_key(key), None if state is None else state.to_json()
                 changes.append((key, key_bytes, state, value))
                 records.append((changelog, key_bytes, value, event.message.partition))
         await self.producer.send_all(records[:len(outputs)])
@@ -186,25 +184,6 @@ class Handler:
             for log_handler in logging.getLogger().handlers:  # os._exit skips the usual flush
                 log_handler.flush()
             os._exit(EXIT_UNANNOUNCED)
-
-
-def write_stores(table: faust.TableT, values: dict[int, list[tuple[bytes, bytes | None]]],
-                 persisted: dict[int, int]) -> None:
-    """Write each partition's new values (None deletes) and its persisted changelog offset to
-    the table's local store in one RocksDB write batch, as Faust's own changelog recovery
-    writes them (``apply_changelog_batch``): one write per partition instead of a put per key
-    plus one for the offset, and the offset never lands without the values it covers. No
-    changelog record: ``Handler.emit`` sent those."""
-    store = table.data
-    for partition, items in values.items():
-        batch = rocksdict.WriteBatch(raw_mode=True)  # Faust opens its databases in raw mode
-        for key, value in items:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(store.offset_key, str(persisted[partition]).encode())
-        store._db_for_partition(partition).write(batch)
 
 
 def define_agents(app: faust.App, wiring: Wiring) -> None:

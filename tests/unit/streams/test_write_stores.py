@@ -1,5 +1,5 @@
 """The agents write a batch's table values and the persisted changelog offset to RocksDB in one
-write batch per partition (streams/agents.py ``write_stores``), in the form Faust reads back."""
+write batch per partition (streams/tables.py ``write_stores``), in the form Faust reads back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import rocksdict
 from faust.stores.rocksdb import Store
 
-from streams.agents import write_stores
+from streams.tables import write_stores
 
 
 class Stores:
