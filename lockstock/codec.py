@@ -28,7 +28,7 @@ import fastavro
 from fastavro.schema import fingerprint as _fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from lockstock.errors import CodecError, SchemaError
+from lockstock.errors import CodecError, SchemaError, WrongRecordError
 from schemas import NAMESPACE, SCHEMA_DIR
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -207,7 +207,7 @@ class AvroCodec:
         decoded = self.decode(payload, topic=topic)
         wanted = {self.schemas.resolve(r) for r in records}
         if decoded.schema not in wanted:
-            raise CodecError(
+            raise WrongRecordError(
                 f"expected {' or '.join(sorted(r.rsplit('.', 1)[-1] for r in wanted))}, got {decoded.name}"
             )
         return decoded

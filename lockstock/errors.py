@@ -23,5 +23,9 @@ class CodecError(LockstockError):
     """A payload cannot be encoded or decoded with the project's Avro schemas."""
 
 
+class WrongRecordError(CodecError):
+    """A payload decodes, but as a record its topic does not carry."""
+
+
 class SchemaError(LockstockError):
     """An Avro schema file is missing, malformed or inconsistent."""

@@ -1,9 +1,10 @@
 """Read lockstock topics back to their current end, without a consumer group: what the fallback
 sheet, the audit check and the war room use to see the engine's state with no worker running.
 
-The stock table's changelog is the state of record (streams/agents.py writes it before the local
-store), so the newest changelog record per SKU *is* the engine's state for that SKU. Its records
-are Faust's table format: the key and value JSON-encoded (streams/tables.py), None for a delete.
+The stock table's changelog is the state of record (streams/transaction.py writes it before the
+local store), so the newest changelog record per key *is* the engine's state: per SKU a head, and
+a record per order line, buyer tally and command (streams/lines.py). Its records are Faust's table
+format: the key and value JSON-encoded (streams/tables.py), None for a delete.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lockstock.errors import BrokerError
 from lockstock.kafka import Kafka
 from lockstock.topics import TABLES
 from streams.engine.state import SkuState
+from streams.lines import is_line_key, resolve
 
 READ_TIMEOUT_S = 60.0
 
@@ -68,10 +70,23 @@ def read_to_end(kafka: Kafka, topics: Iterable[str], *, timeout: float = READ_TI
 
 def stock_states(kafka: Kafka, *, timeout: float = READ_TIMEOUT_S,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, SkuState]:
-    """The engine's current state of every SKU, from the stock table's changelog."""
-    latest: dict[str, Any] = {}
+    """The engine's current state of every SKU, heads and line records, from the stock table's
+    changelog. Line records a killed batch left ahead of their head read as they were before it."""
+    heads: dict[str, Any] = {}
+    lines: dict[bytes, bytes | None] = {}
     topic = changelog_topic(kafka.settings.app_id, "stock")
     for message in read_to_end(kafka, [topic], timeout=timeout, progress=progress):
-        sku, value = decode_table_record(message.key(), message.value())
-        latest[sku] = value
-    return {sku: SkuState.from_dict(value) for sku, value in sorted(latest.items()) if value is not None}
+        if is_line_key(message.key()):
+            lines[message.key()] = message.value()
+        else:
+            sku, value = decode_table_record(message.key(), message.value())
+            heads[sku] = value
+    states = {sku: SkuState.from_dict(value) for sku, value in sorted(heads.items()) if value is not None}
+    for key, raw in lines.items():
+        sku, kind, ident = json.loads(key)
+        state = states.get(sku)
+        value = resolve(raw, state.version) if state is not None else None
+        if value is not None:
+            state.lines.put(kind, ident, value)
+    return states
+

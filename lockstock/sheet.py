@@ -273,8 +273,8 @@ def applied_before(states: dict[str, SkuState], units: Iterable[ManualUnit]) -> 
         state = states.get(unit.sku)
         if state is None:
             continue
-        held = state.reservations.get(unit.order_id)
-        if (held is not None and held.paid) or unit.order_id in state.history:
+        held = state.held(unit.order_id)
+        if (held is not None and held.paid) or state.outcome(unit.order_id) is not None:
             done.add(unit.order_id)
     return done
 

@@ -14,7 +14,7 @@ from faust.web import Request, Response, View
 from streams.app import Wiring
 from streams.engine.orders import OrderRecord
 from streams.engine.state import SkuState
-from streams.tables import table_value
+from streams.tables import heads, table_value
 
 
 def define_views(app: faust.App, wiring: Wiring) -> None:
@@ -47,7 +47,7 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
         """Every SKU held by this worker's active partitions (all SKUs when one worker runs)."""
         if not ready():
             return recovering(web)
-        items = sorted(stock_table.items(), key=lambda kv: kv[0])
+        items = sorted(heads(stock_table), key=lambda kv: kv[0])
         return web.json({"skus": [SkuState.from_dict(table_value(v)).public_view() for _, v in items]})
 
     @app.page("/orders/{order_id}/")

@@ -24,6 +24,7 @@ from lockstock.kafka import Kafka
 from lockstock.readback import changelog_topic, decode_table_record
 from lockstock.warroom.model import WarRoom
 from streams.engine.state import SkuState
+from streams.lines import is_line_key
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class WarRoomFeed(threading.Thread):
         topic, at = message.topic(), _timestamp(message)
         try:
             if topic == self.changelog:
+                if is_line_key(message.key()):  # an order line, buyer or command: not the SKU's figures
+                    return lambda: None
                 sku, value = decode_table_record(message.key(), message.value())
                 state = None if value is None else SkuState.from_dict(value)
                 return lambda: self.room.on_stock_state(sku, state, at)

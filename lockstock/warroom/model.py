@@ -403,7 +403,7 @@ def _public_view(state: SkuState | dict[str, Any]) -> dict[str, Any]:
         return state.public_view()
     if not isinstance(state, dict):
         raise ValueError(f"expected a SKU state, got {type(state).__name__}")
-    if "reservations" in state:  # a table value (SkuState.to_dict)
+    if "audit_head" in state or "reservations" in state:  # a table value (SkuState.to_dict), either format
         try:
             return SkuState.from_dict(state).public_view()
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 from lockstock.catalog import Catalog, proportional_split
 from streams.engine import automation
 from streams.engine.automation import FLEX, alert
-from streams.engine.state import SkuState, remember_command
+from streams.engine.state import SkuState
 
 
 class CommandError(ValueError):
@@ -58,7 +58,7 @@ def apply_command(state: SkuState | None, command: dict[str, Any], catalog: Cata
                   now: int) -> tuple[SkuState, bool, list[dict[str, Any]]]:
     """Apply one InventoryCommand: (new state, applied?, alerts). A repeated command id is a no-op."""
     kind = command["type"]
-    if state is not None and command["command_id"] in state.applied_commands:
+    if state is not None and state.command_applied(command["command_id"]):
         return state, False, []
     if kind == "SET_STOCK":
         state, alerts = set_stock(state, command, catalog, now)
@@ -68,7 +68,7 @@ def apply_command(state: SkuState | None, command: dict[str, Any], catalog: Cata
         raise CommandError(f"command type {kind} is not one this worker knows")
     else:
         alerts = _HANDLERS[kind](state, command, catalog, now)
-    remember_command(state, command["command_id"])
+    state.note_command(command["command_id"], now)
     return state, True, alerts + automation.react(state, now, catalog.rules, command.get("region"))
 
 

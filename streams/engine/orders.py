@@ -181,14 +181,21 @@ def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalo
 def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
     """One SKU answered. When all have: LOCKED if every line locked, else REJECTED with the
     locked lines compensated. Answers after the decision are redeliveries: a late LOCKED for an
-    order that is not holding is released, anything else repeats nothing new."""
+    order that is not holding is released, and a decision the keeper announced with it that
+    contradicts the desk's is answered with the desk's again; anything else repeats nothing."""
     if record is None:  # the answer overtook its order after a restart: start from the answer
         record = OrderRecord(result["order_id"], result["sku_count"], result["channel"], result["placed_at"])
     sku = result["sku"]
     if record.status != PENDING:
+        step = DeskStep(record, changed=False)
         if result["status"] == LOCKED and record.status not in HOLDING and record.status != SHIPPED:
-            return DeskStep(record, requests=[_request(record, sku, "RELEASE", COMPENSATION)], changed=False)
-        return DeskStep(record, changed=False)
+            step.requests = [_request(record, sku, "RELEASE", COMPENSATION)]
+        if decided_by_stock_keeper(result) and record.decision is not None and \
+                single_line_decision(result)["status"] != record.decision["status"]:
+            # The keeper lost a batch it had announced (killed before its changelog) and answered
+            # the replay afresh, after the desk had moved on: the desk's decision must be the last.
+            step.decisions = [record.decision]
+        return step
     record.skus.setdefault(sku, result["qty"])
     record.outcomes[sku] = {"status": result["status"], "reason": result["reason"], "region": result["region"]}
     if len(record.outcomes) < record.sku_count:

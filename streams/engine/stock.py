@@ -12,7 +12,7 @@ from typing import Any
 
 from lockstock.catalog import Catalog
 from streams.engine import automation
-from streams.engine.state import Reservation, SkuState, remember
+from streams.engine.state import Reservation, SkuState
 
 LOCKED, REJECTED, RELEASED, SHIPPED = "LOCKED", "REJECTED", "RELEASED", "SHIPPED"
 OUT_OF_STOCK = "OUT_OF_STOCK"
@@ -33,19 +33,20 @@ class LineOutcome:
 
 
 def _replay(state: SkuState, order_id: str) -> LineOutcome | None:
-    held = state.reservations.get(order_id)
+    held = state.held(order_id)
     if held is not None:
         return LineOutcome(LOCKED, region=held.region, replayed=True)
-    if order_id in state.history:
-        status, _, detail = state.history[order_id].partition(":")
+    outcome = state.outcome(order_id)
+    if outcome is not None:
+        status, _, detail = outcome.partition(":")
         if status == SHIPPED:  # a shipped order was locked: its lock request's answer stays LOCKED
             return LineOutcome(LOCKED, region=detail.split(":")[0] or None, replayed=True)
         return LineOutcome(status, detail or None, replayed=True)
     return None
 
 
-def _reject(state: SkuState, order_id: str, reason: str) -> LineOutcome:
-    remember(state, order_id, f"{REJECTED}:{reason}")
+def _reject(state: SkuState, order_id: str, reason: str, now: int) -> LineOutcome:
+    state.finish(order_id, f"{REJECTED}:{reason}", now)
     return LineOutcome(REJECTED, reason)
 
 
@@ -62,23 +63,23 @@ def lock_order_line(state: SkuState | None, request: dict[str, Any], catalog: Ca
     if qty <= 0:
         raise ValueError(f"qty must be > 0, got {qty}")  # validated by the order desk; a bug if reached
     if region not in catalog.regions:
-        return state, _reject(state, order_id, UNKNOWN_REGION), []
+        return state, _reject(state, order_id, UNKNOWN_REGION, now), []
     if request["channel"] in state.paused:
-        return state, _reject(state, order_id, CHANNEL_PAUSED), []
+        return state, _reject(state, order_id, CHANNEL_PAUSED, now), []
     buyer = request["buyer_id"]
-    if state.buyer_limit is not None and state.buyers.get(buyer, 0) + qty > state.buyer_limit:
-        return state, _reject(state, order_id, PURCHASE_LIMIT), []
+    if state.buyer_limit is not None and state.buyer_units(buyer) + qty > state.buyer_limit:
+        return state, _reject(state, order_id, PURCHASE_LIMIT, now), []
     stock = state.region(region)
     alerts: list[dict[str, Any]] = []
     if qty > stock.free:
         short = qty - max(0, stock.free)
         if state.flex < short:
-            return state, _reject(state, order_id, OUT_OF_STOCK), []
+            return state, _reject(state, order_id, OUT_OF_STOCK, now), []
         move = min(state.flex, max(short, catalog.rules.flex_chunk))
         alerts += automation.move_flex(state, region, move, now, f"{region} short of {short} for an order")
     stock.locked += qty
-    state.reservations[order_id] = Reservation(qty, region, buyer, request["channel"])
-    state.buyers[buyer] = state.buyers.get(buyer, 0) + qty
+    state.hold(order_id, Reservation(qty, region, buyer, request["channel"]))
+    state.add_buyer_units(buyer, qty, now)
     automation.record_sale(state, region, qty, now, catalog.rules)
     alerts += automation.react(state, now, catalog.rules, region)
     return state, LineOutcome(LOCKED, region=region), alerts
@@ -90,33 +91,34 @@ def release_order_line(state: SkuState | None, order_id: str, reason: str, catal
     locked, is a no-op; a shipped order cannot be released (that is a return)."""
     if state is None:
         return None, LineOutcome(RELEASED, reason, replayed=True), []
-    held = state.reservations.pop(order_id, None)
+    held = state.held(order_id)
     if held is None:
-        if state.history.get(order_id, "").startswith(SHIPPED):
+        outcome = state.outcome(order_id)
+        if outcome is not None and outcome.startswith(SHIPPED):
             return state, LineOutcome(SHIPPED, replayed=True), []
-        replayed = order_id in state.history
-        if not replayed:
-            remember(state, order_id, f"{RELEASED}:{reason}")  # a late lock for it must not hold units
+        if outcome is None:
+            state.finish(order_id, f"{RELEASED}:{reason}", now)  # a late lock for it must not hold units
         return state, LineOutcome(RELEASED, reason, replayed=True), []
     stock = state.region(held.region)
     if held.paid:
         stock.paid -= held.qty
     else:
         stock.locked -= held.qty
-    _forget_buyer_units(state, held.buyer, held.qty)
-    remember(state, order_id, f"{RELEASED}:{reason}")
+    state.add_buyer_units(held.buyer, -held.qty, now)
+    state.finish(order_id, f"{RELEASED}:{reason}", now)
     return state, LineOutcome(RELEASED, reason, region=held.region), automation.react(state, now, catalog.rules, held.region)
 
 
 def commit_order_line(state: SkuState | None, order_id: str) -> tuple[SkuState | None, LineOutcome]:
     """Paid: the lock becomes a commitment (it no longer expires). Repeats are no-ops."""
-    held = state.reservations.get(order_id) if state else None
+    held = state.held(order_id) if state else None
     if held is None or held.paid:
         return state, LineOutcome(LOCKED, replayed=True)
     stock = state.region(held.region)
     stock.locked -= held.qty
     stock.paid += held.qty
     held.paid = True
+    state.hold(order_id, held)
     return state, LineOutcome(LOCKED, region=held.region)
 
 
@@ -124,7 +126,7 @@ def ship_order_line(state: SkuState | None, order_id: str, warehouse: str | None
                     now: int) -> tuple[SkuState | None, LineOutcome, list[tuple[str, int]]]:
     """Shipped: the units leave the warehouse (the one named, else the nearest with stock).
     Returns the warehouses picked and units taken from each."""
-    held = state.reservations.pop(order_id, None) if state else None
+    held = state.held(order_id) if state else None
     if held is None:
         return state, LineOutcome(SHIPPED, replayed=True), []
     stock = state.region(held.region)
@@ -137,7 +139,7 @@ def ship_order_line(state: SkuState | None, order_id: str, warehouse: str | None
     for name, units in picks:
         state.warehouses[name] -= units
     state.ship_shortfall += held.qty - sum(units for _, units in picks)
-    remember(state, order_id, f"{SHIPPED}:{held.region}:{'+'.join(name for name, _ in picks) or 'none'}")
+    state.finish(order_id, f"{SHIPPED}:{held.region}:{'+'.join(name for name, _ in picks) or 'none'}", now)
     return state, LineOutcome(SHIPPED, region=held.region), picks
 
 
@@ -159,14 +161,6 @@ def pick_warehouses(state: SkuState, catalog: Catalog, region: str, qty: int,
         if not left:
             break
     return picks
-
-
-def _forget_buyer_units(state: SkuState, buyer: str, qty: int) -> None:
-    left = state.buyers.get(buyer, 0) - qty
-    if left > 0:
-        state.buyers[buyer] = left
-    else:
-        state.buyers.pop(buyer, None)
 
 
 def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog: Catalog,

@@ -12,24 +12,26 @@ import pytest
 from streams import agents
 
 
-def handler_whose_emit(behaviour) -> agents.Handler:
-    handler = agents.Handler.__new__(agents.Handler)  # no wiring, no producer: emit is replaced
-    handler.emit = behaviour
+def handler() -> agents.Handler:
+    handler = agents.Handler.__new__(agents.Handler)  # no wiring: the transaction's commit is replaced
+    handler.producer = None
     return handler
 
 
-CACHE = SimpleNamespace(table=SimpleNamespace(name="stock"))  # what announce names in its log
+def transaction_whose_commit(behaviour) -> SimpleNamespace:
+    """A batch transaction (streams/transaction.py) as announce uses it: commit, and a name to log."""
+    return SimpleNamespace(commit=behaviour, store=SimpleNamespace(name="stock"))
 
 
 def test_a_cancelled_batch_is_still_announced_before_the_cancellation_goes_on():
     sent = []
 
-    async def slow_emit(outputs, cache, writes):
+    async def slow_commit(producer, records):
         await asyncio.sleep(0.05)
-        sent.append(len(outputs))
+        sent.append(len(records))
 
     async def main():
-        task = asyncio.ensure_future(handler_whose_emit(slow_emit).announce([1, 2, 3], CACHE, {}))
+        task = asyncio.ensure_future(handler().announce(transaction_whose_commit(slow_commit), [1, 2, 3]))
         await asyncio.sleep(0.01)
         task.cancel()  # what a graceful stop does to the agent
         with pytest.raises(asyncio.CancelledError):
@@ -46,10 +48,10 @@ def test_a_batch_that_cannot_be_sent_stops_the_worker_without_committing(monkeyp
         exits.append(status)
         raise SystemExit(status)
 
-    async def failing_emit(outputs, cache, writes):
+    async def failing_commit(producer, records):
         raise RuntimeError("broker refused the record")
 
     monkeypatch.setattr(agents.os, "_exit", fake_exit)
     with pytest.raises(SystemExit):
-        asyncio.run(handler_whose_emit(failing_emit).announce([1], CACHE, {}))
+        asyncio.run(handler().announce(transaction_whose_commit(failing_commit), [1]))
     assert exits == [agents.EXIT_UNANNOUNCED]

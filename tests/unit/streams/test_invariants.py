@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from lockstock.catalog import load_catalog
 from streams.engine import orders as desk
 from streams.engine.commands import CommandError, apply_command
-from streams.engine.state import DEDUP_HISTORY, SkuState
+from streams.engine.state import SkuState
 from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED, apply_line_request
 
 CATALOG = load_catalog()
@@ -135,7 +135,7 @@ def check_invariants(state: SkuState, catalog, shipped_by_buyer: dict[str, int])
     assert all(t["qty"] > 0 for t in state.in_transit.values())
     assert state.paused == sorted(set(state.paused)) and set(state.paused) <= set(catalog.channels)
     assert state.available >= 0 and state.ship_shortfall >= 0
-    assert len(state.history) <= DEDUP_HISTORY
+    assert state.open_reservations == len(state.reservations)
     data = copy.deepcopy(state.to_dict())
     assert SkuState.from_dict(copy.deepcopy(data)).to_dict() == data
 

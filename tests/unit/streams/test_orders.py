@@ -168,6 +168,22 @@ def test_late_answers_for_a_held_order_change_nothing():
     assert step.requests == [] and step.decisions == [] and not step.changed and record.status == LOCKED
 
 
+def test_an_announced_answer_the_desk_overtook_is_followed_by_the_desks_decision():
+    """The keeper announced LOCKED, was killed before its changelog, and answered the replayed
+    request afresh (announcing LOCKED again) after the desk had released the order: the units go
+    back and the desk's RELEASED decision is announced after the keeper's stale one."""
+    record = locked_order(("A", 1))
+    record = on_order_event(record, event("CANCELLED"), CATALOG, T0 + 50).record
+    assert record.status == RELEASED
+    request = {"order_id": "o1", "sku": "A", "qty": 1, "sku_count": 1, "channel": "tiktok-us", "placed_at": T0}
+    stale = {**answer(request), "announced": True, "decided_at": T0 + 60}
+    step = on_line_result(record, stale, CATALOG, T0 + 60)
+    assert actions(step) == [("A", "RELEASE", COMPENSATION)] and not step.changed
+    assert step.decisions == [record.decision] and record.decision["status"] == RELEASED
+    step = on_line_result(record, {**stale, "announced": False}, CATALOG, T0 + 61)  # the desk's own: no repeat
+    assert step.decisions == []
+
+
 def test_answer_overtaking_its_order_starts_the_record():
     record, requests = placed(("A", 1), ("B", 2))
     first = answer(requests["A"])

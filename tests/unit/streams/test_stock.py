@@ -9,7 +9,7 @@ import pytest
 
 from lockstock.catalog import load_catalog
 from streams.engine.commands import apply_command
-from streams.engine.state import DEDUP_HISTORY, SkuState
+from streams.engine.state import BUYER, DONE, LINE, SkuState
 from streams.engine.stock import (
     CHANNEL_PAUSED, LOCKED, OUT_OF_STOCK, PURCHASE_LIMIT, REJECTED, RELEASED, SHIPPED, UNKNOWN_REGION,
     UNKNOWN_SKU, apply_line_request, commit_order_line, lock_order_line, pick_warehouses, release_order_line,
@@ -398,13 +398,18 @@ def test_apply_line_request_on_unknown_sku_and_bad_action():
 
 # -- state ----------------------------------------------------------------------------------------------------
 
-def test_history_is_bounded_oldest_first():
-    state = stocked(0)
-    for n in range(DEDUP_HISTORY + 10):
-        state, outcome, _ = lock(state, f"o{n}", 1)
-        assert outcome.reason == OUT_OF_STOCK
-    assert len(state.history) == DEDUP_HISTORY
-    assert "o9" not in state.history and "o10" in state.history and f"o{DEDUP_HISTORY + 9}" in state.history
+def test_the_head_does_not_grow_with_orders_buyers_or_history():
+    state = stocked(50_000)
+    size = len(state.to_json())
+    for n in range(6_000):
+        state, outcome, _ = lock(state, f"o{n}", 1, buyer=f"b{n}", now=NOW)
+        assert outcome.status == LOCKED
+        if n % 2:
+            state, _, _ = release_order_line(state, f"o{n}", "CANCELLED", CATALOG, NOW)
+    assert len(state.to_json()) <= size + 64  # counts and the sales bucket grew by some digits
+    assert state.open_reservations == len(state.reservations) == 3_000
+    assert len(state.history) == 3_000 and state.lines.get(LINE, "o1") == [DONE, "RELEASED:CANCELLED", NOW]
+    assert state.lines.get(BUYER, "b2") == [1, NOW] and state.lines.get(BUYER, "b1") == [0, NOW]
 
 
 def test_state_survives_its_dict_form():
