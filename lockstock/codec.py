@@ -92,10 +92,7 @@ class SchemaSet:
             self._parse(full, set())
         self.records = {n for n, d in raw.items() if d.get("type") == "record"}
         # Expanded (self-contained) JSON per record: what registries and other libraries get.
-        self.expanded: dict[str, dict] = {
-            n: fastavro.parse_schema(raw[n], dict(self._named), expand=True, _write_hint=False)
-            for n in self.records
-        }
+        self.expanded: dict[str, dict] = {n: _inline(raw[n], raw, set()) for n in self.records}
         self.parsed = {n: fastavro.parse_schema(self.expanded[n]) for n in self.records}
         self.readable = {n: fastavro.parse_schema(_strip_logical_types(self.expanded[n])) for n in self.records}
         self.canonical = {n: to_parsing_canonical_form(self.parsed[n]) for n in self.records}
@@ -146,6 +143,37 @@ class SchemaSet:
 
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _inline(node: Any, raw: dict[str, dict], defined: set[str], namespace: str | None = None) -> Any:
+    """``node`` with every named type it references written out where first used (later uses
+    keep the full name, as Avro requires), however deep: fastavro's own expansion leaves the
+    references of a referenced record as names, which no library outside this set can read."""
+    if isinstance(node, str):
+        if node in _PRIMITIVES:
+            return node
+        full = _full_name(node, namespace)
+        if full in defined or full not in raw:
+            return full
+        return _inline(raw[full], raw, defined)
+    if isinstance(node, list):
+        return [_inline(item, raw, defined, namespace) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind in ("record", "enum", "fixed"):
+        full = _full_name(node["name"], node.get("namespace", namespace))
+        defined.add(full)
+        node = {**node, "name": full.rsplit(".", 1)[-1], "namespace": full.rsplit(".", 1)[0]}
+        if kind == "record":
+            inner = full.rsplit(".", 1)[0]
+            node["fields"] = [{**f, "type": _inline(f["type"], raw, defined, inner)} for f in node.get("fields", [])]
+        return node
+    if kind == "array":
+        return {**node, "items": _inline(node["items"], raw, defined, namespace)}
+    if kind == "map":
+        return {**node, "values": _inline(node["values"], raw, defined, namespace)}
+    return {**node, "type": _inline(kind, raw, defined, namespace)}
 
 
 def _references(node: Any) -> Iterable[str]:

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from aiokafka.partitioner import murmur2
+
 from lockstock.broker.profile import BrokerProfile, detect
 from lockstock.codec import AvroCodec, codec_for
 from lockstock.errors import BrokerError, describe_kafka_error
@@ -24,6 +26,12 @@ logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("librdkafka")
 
 PARTITIONER = "murmur2_random"
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition ``PARTITIONER`` (and Faust, and the Java client) sends a keyed record to,
+    for a writer that must name the partition itself (streams/envelopes.py)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass

@@ -68,13 +68,15 @@ DEADLETTER = TopicSpec(
     "Records that could not be processed, byte for byte, with the reason.",
 )
 LOCK_REQUESTS = TopicSpec(
-    "lock.requests", "sku", ("LineLockRequest",), "delete", 7 * DAY_MS,
-    "Internal: an order's units of one SKU, routed to the partition that owns the SKU.",
+    "lock.requests", "sku", ("LineLockRequest", "LineLockRequests"), "delete", 7 * DAY_MS,
+    "Internal: an order's units of one SKU, routed to the partition that owns the SKU (a batch's "
+    "requests for one partition travel as one LineLockRequests).",
     internal=True,
 )
 LOCK_RESULTS = TopicSpec(
-    "lock.results", "order_id", ("LineLockResult",), "delete", 7 * DAY_MS,
-    "Internal: per-SKU lock outcomes, gathered per order into the final decision.",
+    "lock.results", "order_id", ("LineLockResult", "LineLockResults"), "delete", 7 * DAY_MS,
+    "Internal: per-SKU lock outcomes, gathered per order into the final decision (a batch's "
+    "results for one partition travel as one LineLockResults).",
     internal=True,
 )
 ORDER_TIMERS = TopicSpec(

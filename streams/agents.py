@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Iterator
 
 import faust
 
@@ -24,21 +25,24 @@ from lockstock.acked import AckedProducer
 from lockstock.clock import now_ms
 from lockstock.deadletter import UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError, WrongRecordError
-from lockstock.topics import DEADLETTER
+from lockstock.kafka import key_partition
+from lockstock.topics import DEADLETTER, TopicSpec
 from streams.app import Wiring
+from streams.batch import Finish, Fold, run_batch
 from streams.engine import orders as desk
 from streams.engine.state import SkuState
-from streams.batch import Finish, Fold, run_batch
+from streams.envelopes import pack, unpack
 from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, due_timer, fold_order, fold_stock
 from streams.tables import assignment_epoch, table_value
-from streams.transaction import TableStore, TableTransaction
 from streams.topology import TOPOLOGY
+from streams.transaction import TableStore, TableTransaction
 
 logger = logging.getLogger(__name__)
 SERVICE = "streams"
 BATCH_MAX = 500  # events per batch
 BATCH_WAIT_S = 0.005  # how long a partial batch waits for more events
 EXIT_UNANNOUNCED = 70  # the worker's exit status when a batch could not be sent (EX_SOFTWARE)
+PARTITION_MEMORY = 100_000  # keys whose partition is remembered
 
 Record = tuple[str, bytes, bytes, None]  # topic, key, value, partition (the producer's choice)
 
@@ -55,10 +59,22 @@ class Handler:
         topics = wiring.kafka.topics
         self.names = {spec: spec.name(topics.prefix) for _, spec in topics}
         self.value_schemas = {name: spec.value_schemas for name, spec in topics}
+        self.partition_count = wiring.kafka.settings.partitions  # every SKU- and order-keyed topic has it
+        self.partitions: dict[str, int] = {}
 
     def encode(self, output: Output) -> Record:
         name = self.names[output.topic]
-        return name, output.key.encode(), self.codec.encode(output.record, output.value, topic=name), None
+        return name, output.key.encode(), self.codec.encode(output.record, output.value, topic=name), output.partition
+
+    def partition_of(self, topic: TopicSpec, key: str) -> int:
+        """The partition ``key`` routes to on ``topic`` (SKUs repeat: remembered)."""
+        try:
+            return self.partitions[key]
+        except KeyError:
+            if len(self.partitions) > PARTITION_MEMORY:
+                self.partitions.clear()
+            partition = self.partitions[key] = key_partition(key.encode(), self.partition_count)
+            return partition
 
     def dead_record(self, event: faust.EventT, problem: Problem) -> Record:
         message = event.message
@@ -69,24 +85,27 @@ class Handler:
         )
         return self.encode(Output(DEADLETTER, (message.key or b"").decode("utf-8", "replace"), "DeadLetter", record))
 
-    def decoded(self, event: faust.EventT) -> Event | Problem:
-        """The event as a fold takes it, if it is a record its topic carries (per the topic
-        registry); else why not."""
-        message = event.message
-        try:
-            decoded = self.codec.decode_as(message.value, *self.value_schemas[message.topic], topic=message.topic)
-        except CodecError as exc:
-            return Problem(str(exc), WRONG_RECORD if isinstance(exc, WrongRecordError) else UNDECODABLE)
-        at = int(message.timestamp * 1000) if message.timestamp else None
-        return Event(message.partition, message.offset, at, decoded.name, decoded.value)
+    def lines(self, events: list[faust.EventT]) -> Iterator[tuple[faust.EventT, Event | Problem]]:
+        """Each event's lines as a fold takes them (an envelope carries many), if it is a record
+        its topic carries (per the topic registry); else why not."""
+        for event in events:
+            message = event.message
+            try:
+                decoded = self.codec.decode_as(message.value, *self.value_schemas[message.topic], topic=message.topic)
+            except CodecError as exc:
+                yield event, Problem(str(exc), WRONG_RECORD if isinstance(exc, WrongRecordError) else UNDECODABLE)
+                continue
+            at = int(message.timestamp * 1000) if message.timestamp else None
+            for record, value in unpack(decoded.name, decoded.value):
+                yield event, Event(message.partition, message.offset, at, record, value)
 
     async def process(self, stream: faust.StreamT, store: TableStore, fold: Fold, finish: Finish | None = None) -> None:
         """The agent loop: a batch of events through ``fold`` (streams/batch.py), then commit."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
             store.sync(assignment_epoch(self.app))
             tx = store.begin(now_ms())
-            result = run_batch(tx, ((event, self.decoded(event)) for event in events), fold, self.catalog, now_ms, finish)
-            records = [self.encode(o) for o in result.outputs]
+            result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
+            records = [self.encode(o) for o in pack(result.outputs, self.partition_of)]
             records += [self.dead_record(event, problem) for event, problem in result.dead]
             await self.announce(tx, records)
 

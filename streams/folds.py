@@ -44,6 +44,7 @@ class Output:
     key: str
     record: str  # the Avro record name
     value: dict[str, Any]
+    partition: int | None = None  # None: the key's partition (streams/envelopes.py sets one)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from lockstock.deadletter import UNDECODABLE
 from lockstock.topics import DEADLETTER, TopicSpec
 from streams.batch import Finish, Fold, run_batch
 from streams.engine.orders import OrderRecord
+from streams.envelopes import pack, unpack
 from streams.engine.state import SkuState
-from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, fold_order, fold_stock
+from streams.folds import ORDER_KEY, STOCK_KEY, Event, Problem, channel_stock, fold_order, fold_stock
 from streams.tables import store_key
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
@@ -218,9 +219,11 @@ class MemoryFlow:
         store = self.stores[agent.table]
         store.sync((self.restarts, False))
         tx = store.begin(self.clock())
-        items = [((topic, offset, key, value), self._event(partition, offset, value)) for topic, offset, key, value in events]
+        items = [((topic, offset, key, value), line) for topic, offset, key, value in events
+                 for line in self._lines(partition, offset, value)]
         result = run_batch(tx, items, agent.fold, self.catalog, self.clock, agent.finish(self))
-        records = [(o.topic.suffix, o.key.encode(), (o.record, o.value), None) for o in result.outputs]
+        outputs = pack(result.outputs, lambda topic, key: self.log.partition_of(key.encode()))
+        records = [(o.topic.suffix, o.key.encode(), (o.record, o.value), o.partition) for o in outputs]
         for (topic, offset, key, _), problem in result.dead:
             dead = {"source_topic": topic, "offset": offset, "reason": problem.reason, "error_type": problem.error_type}
             records.append((DEADLETTER.suffix, key, ("DeadLetter", dead), None))
@@ -239,11 +242,10 @@ class MemoryFlow:
         raise AssertionError("a memory commit waited")
 
     @staticmethod
-    def _event(partition: int, offset: int, value: Any) -> Event | Problem:
+    def _lines(partition: int, offset: int, value: Any) -> list[Event | Problem]:
         if not isinstance(value, tuple):
-            return Problem(f"not a record: {bytes(value[:16])!r}", UNDECODABLE)
-        record, fields = value
-        return Event(partition, offset, None, record, fields)
+            return [Problem(f"not a record: {bytes(value[:16])!r}", UNDECODABLE)]
+        return [Event(partition, offset, None, record, fields) for record, fields in unpack(*value)]
 
     # -- crashes ----------------------------------------------------------------------------------
 
@@ -264,8 +266,9 @@ class MemoryFlow:
     # -- output -----------------------------------------------------------------------------------
 
     def values(self, topic: TopicSpec) -> list[dict[str, Any]]:
-        """Every record on ``topic``, partition by partition."""
-        return [value[1] for partition in range(self.partitions) for _, value in self.log.records(topic.suffix, partition)]
+        """Every record on ``topic`` (an envelope's lines one by one), partition by partition."""
+        return [line for partition in range(self.partitions) for _, value in self.log.records(topic.suffix, partition)
+                for _, line in unpack(*value)]
 
     def changelog(self, table: str) -> list[tuple[bytes, bytes | None]]:
         name = self.tables[table].get_topic_name()

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from lockstock.kafka import Kafka
+from streams.envelopes import unpack
 
 TRAIL_TOPICS = ("orders_placed", "lock_requests", "lock_results", "orders_decisions")
 
@@ -36,12 +37,15 @@ def order_trail(kafka: Kafka, order_ids: Iterable[str], limit: int = 5) -> str:
                 if message.topic() == changelog:
                     key = key.strip('"')
                     value = (message.value() or b"<tombstone>")[:300].decode("utf-8", "replace")
+                    lines = [value]
                 else:
-                    value = kafka.codec.decode(message.value(), topic=message.topic()).value
-                order_id = value.get("order_id") if isinstance(value, dict) else key
-                if order_id in wanted:
-                    found[order_id].append(f"  {message.topic()}[{message.partition()}]@{message.offset()} "
-                                           f"ts={message.timestamp()[1]} {value}")
+                    decoded = kafka.codec.decode(message.value(), topic=message.topic())
+                    lines = [line for _, line in unpack(decoded.name, decoded.value)]  # an envelope: its lines
+                for value in lines:
+                    order_id = value.get("order_id") if isinstance(value, dict) else key
+                    if order_id in wanted:
+                        found[order_id].append(f"  {message.topic()}[{message.partition()}]@{message.offset()} "
+                                               f"ts={message.timestamp()[1]} {value}")
     finally:
         consumer.close()
     return "\n".join(f"{order_id}:\n" + "\n".join(found.get(order_id, ["  (nowhere)"])) for order_id in wanted)

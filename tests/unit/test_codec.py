@@ -43,6 +43,14 @@ EXAMPLES = {
                         "region": "US", "sku_count": 2, "placed_at": T, "reason": None, "warehouse": None},
     "LineLockResult": {"order_id": "o-1", "sku": "A", "qty": 1, "status": "LOCKED", "reason": None, "region": "US",
                        "sku_count": 2, "channel": "tiktok-us", "placed_at": T, "decided_at": T + 3, "announced": False},
+    "LineLockRequests": {"requests": [
+        {"order_id": "o-1", "sku": "A", "qty": 1, "action": "LOCK", "channel": "tiktok-us", "buyer_id": "b", "region": "US",
+         "sku_count": 2, "placed_at": T, "reason": None, "warehouse": None},
+        {"order_id": "o-2", "sku": "B", "qty": 3, "action": "RELEASE", "channel": "shopify", "buyer_id": "c", "region": None,
+         "sku_count": 1, "placed_at": T, "reason": "CANCELLED", "warehouse": None}]},
+    "LineLockResults": {"results": [
+        {"order_id": "o-1", "sku": "A", "qty": 1, "status": "LOCKED", "reason": None, "region": "US", "sku_count": 2,
+         "channel": "tiktok-us", "placed_at": T, "decided_at": T + 3, "announced": False}]},
     "InventoryAlert": {"alert_id": "a-1", "sku": "A", "type": "FLEX_TRANSFER", "message": "moved 200 units to US",
                        "raised_at": T, "region": "US", "channel": None, "quantity": 200, "details": {"from": "flex"}},
     "ChannelStock": {"channel": "tiktok-us", "sku": "A", "sellable": 40, "available": 50, "updated_at": T, "seq": 17, "paused": False,
