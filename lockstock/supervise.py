@@ -44,6 +44,9 @@ class ServiceProcess:
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     ready_after_s: float | None = None
+    # The signal this object sent on purpose (kill: SIGKILL, stop: SIGTERM): an exit it caused is
+    # not a death (lockstock.load.deaths tells the two apart).
+    deliberate_signal: int | None = None
 
     @property
     def url(self) -> str:
@@ -61,6 +64,15 @@ class ServiceProcess:
                                         stdin=subprocess.DEVNULL)
         log.close()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def exit_status(self) -> int | None:
+        """None while it runs; else its exit status (-N: killed by signal N)."""
+        return self.process.poll() if self.process else None
 
     def get_json(self, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         return fetch_json(self.url + path, timeout)
@@ -87,11 +99,13 @@ class ServiceProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit, no flush."""
         if self.process and self.process.poll() is None:
+            self.deliberate_signal = signal.SIGKILL  # before the signal: a watcher may see the exit at once
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process and self.process.poll() is None:
+            self.deliberate_signal = signal.SIGTERM
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)

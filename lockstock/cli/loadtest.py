@@ -9,7 +9,11 @@ SKUs, orders and buyers carry a run id, so it never touches real stock.
 ``--chaos`` starts its own workers (two by default) and SIGKILLs them at random points while the
 orders flow, restarts them, and crashes the order producer once; it passes only with every order
 decided exactly one way, nothing oversold and the engine's state equal to the decisions. On a real
-cluster it runs under its own app id and topic prefix, never in the production group."""
+cluster it runs under its own app id and topic prefix, never in the production group.
+
+``--hot-sku`` turns a share of the orders into a flash sale on one SKU of its own. A worker that
+dies during any run fails it, named with its last log lines (lockstock.load.deaths says how each
+kind of worker is watched)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from lockstock.cli.options import echo_table, settings_options
 from lockstock.errors import SettingsError
 from lockstock.kafka import kafka_for
 from lockstock.load.chaos import ChaosRun
+from lockstock.load.deaths import PoolWatch, Watch, Watchdog, death_lines, external_watches
 from lockstock.load.profile import DEFAULT_CHANNELS, SHAPES, LoadProfile
 from lockstock.load.run import LoadRun
 from lockstock.settings import Settings, parse_int
@@ -53,23 +58,40 @@ def _number(value: str, name: str) -> float:
 @click.option("--cancellations", default="0.05", show_default=True, help="Share of locked orders cancelled (0-1).")
 @click.option("--buyers", default="5000", show_default=True, help="Distinct buyers (fewer: more repeat buyers, purchase limits).")
 @click.option("--max-qty", default="2", show_default=True, help="Units per line, 1 to this.")
+@click.option("--hot-sku", default="0", show_default=True, help="Share of orders (0-1) that buy one unit of one hot SKU of the run's own, each from a new buyer: a flash sale. 1 = every order.")
+@click.option("--hot-stock", default="auto", show_default=True, help="Units on the hot SKU (whole number); auto: enough for every hot order the run offers to lock.")
 @click.option("--seed", default="7", show_default=True, help="Random seed (the same seed plays the same orders).")
 @click.option("--settle", default="60", show_default=True, help="Seconds to wait for the last decisions after the traffic.")
 @click.option("--chaos", is_flag=True, help="SIGKILL and restart workers mid-run and crash the producer once; check nothing is lost, doubled or oversold.")
 @click.option("--workers", default="2", show_default=True, help="Workers --chaos starts and kills (1-8).")
 @click.option("--kills", default="3", show_default=True, help="Worker SIGKILLs spread over a --chaos run (0-100).")
+@click.option("--worker-url", envvar="LOCKSTOCK_WORKER_URL",
+              help="A running worker's web address, watched so that its death fails the run [env LOCKSTOCK_WORKER_URL; default from --web-port 6066, if one answers there].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
 def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels: str, skus: str, stock_per_sku: str,
-             zipf: str, multi_line: str, duplicates: str, cancellations: str, buyers: str, max_qty: str, seed: str,
-             settle: str, chaos: bool, workers: str, kills: str, json_path: Path | None) -> None:
-    """Load-test a running lockstock before going live (four platforms ordering at once by default)."""
+             zipf: str, multi_line: str, duplicates: str, cancellations: str, buyers: str, max_qty: str, hot_sku: str,
+             hot_stock: str, seed: str, settle: str, chaos: bool, workers: str, kills: str, worker_url: str | None,
+             json_path: Path | None) -> None:
+    """Load-test a running lockstock before going live (four platforms ordering at once by default).
+
+    A flash sale on one SKU, every order one unit from a new buyer, nothing cancelled or sent
+    twice (the hot SKU gets enough units for all of them):
+
+    \b
+      lockstock loadtest --hot-sku 1 --rate 400 --duration 40 --cancellations 0 --duplicates 0
+
+    The run fails (exit 1) on an oversold unit, an undecided or flipped order, or a worker that
+    dies during it; a dead worker is named with the last 40 lines of its log. Workers the run
+    starts are watched as processes; a worker you run is watched at --worker-url (its /ready/
+    view) and, on a broker that reports them, by the members of its consumer group."""
     profile = LoadProfile(
         rate=_number(rate, "--rate"), duration_s=_number(duration, "--duration"), shape=shape,
         channels=tuple(c.strip() for c in channels.split(",") if c.strip()), skus=_number(skus, "--skus"),
         stock_per_sku=_number(stock_per_sku, "--stock-per-sku"), zipf_s=_number(zipf, "--zipf"),
         multi_line=_number(multi_line, "--multi-line"), duplicates=_number(duplicates, "--duplicates"),
         cancellations=_number(cancellations, "--cancellations"), buyers=_number(buyers, "--buyers"),
-        max_qty=_number(max_qty, "--max-qty"), seed=_number(seed, "--seed"),
+        max_qty=_number(max_qty, "--max-qty"), seed=_number(seed, "--seed"), hot_sku=_number(hot_sku, "--hot-sku"),
+        hot_stock=None if hot_stock.strip().lower() == "auto" else _number(hot_stock, "--hot-stock"),
     ).validate()
     settle_s = _number(settle, "--settle")
     if not 1 <= settle_s <= 3600:
@@ -83,27 +105,34 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
     if chaos:
         report = _chaos(settings, profile, settle_s, worker_count, kill_count)
     else:
-        report = _load(settings, profile, settle_s)
+        report = _load(settings, profile, settle_s, worker_url)
     _print(report)
     if json_path:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         click.echo(f"report written to {json_path}")
-    failed = report["oversold"] or report["undecided"] or report["flipped"] or \
+    failed = report["oversold"] or report["undecided"] or report["flipped"] or report["workers_died"] or \
         (report.get("chaos") or {}).get("state_mismatches")
     if failed:
         raise SystemExit(1)
 
 
-def _load(settings: Settings, profile: LoadProfile, settle_s: float) -> dict[str, Any]:
+def _load(settings: Settings, profile: LoadProfile, settle_s: float, worker_url: str | None) -> dict[str, Any]:
     with kafka_for(settings) as kafka:
         kafka.create_topics()
-        pool = None
-        if settings.embedded:
-            pool = WorkerPool(kafka.settings, kafka.settings.data_dir / "loadtest-logs")
-            click.echo("starting a worker on the embedded broker ...")
-            pool.start().wait_ready()
+        # Under the data directory the user chose: the embedded broker's run directory is deleted after it.
+        pool = WorkerPool(kafka.settings, settings.data_dir / "loadtest-logs" / time.strftime("%Y%m%d-%H%M%S")) \
+            if settings.embedded else None
         try:
-            return LoadRun(kafka, profile, settle_s).run()
+            if pool is not None:
+                worker = pool.start()
+                click.echo(f"starting a worker on the embedded broker (pid {worker.pid}, log {worker.log_path}) ...")
+                worker.wait_ready()
+                watches: list[Watch] = [PoolWatch(pool)]
+            else:
+                default_url = f"http://{settings.web_host}:{settings.web_port}"
+                watches = external_watches(kafka, worker_url, default_url, say=click.echo)
+            with Watchdog(watches) as watchdog:
+                return LoadRun(kafka, profile, settle_s, watchdog=watchdog).run()
         finally:
             if pool is not None:
                 pool.stop_all()
@@ -128,6 +157,8 @@ def _print(report: dict[str, Any]) -> None:
     click.echo("")
     rows = [{"measure": k, "value": report[k]} for k in
             ("orders", "offered_per_s", "achieved_per_s", "decided", "undecided", "flipped", "held_units", "oversold")]
+    if report.get("hot_sku"):
+        rows.append({"measure": "hot SKU (units)", "value": f"{report['hot_sku']['sku']} ({report['hot_sku']['stock']})"})
     rows += [{"measure": f"latency {k}", "value": v} for k, v in report["latency"].items()]
     rows += [{"measure": f"final {k}", "value": v} for k, v in sorted(report["final_status"].items())]
     rows += [{"measure": f"reason {k}", "value": v} for k, v in sorted(report["reasons"].items())]
@@ -137,6 +168,18 @@ def _print(report: dict[str, Any]) -> None:
         rows += [{"measure": "chaos workers", "value": chaos["workers"]},
                  {"measure": "chaos kills / restarts", "value": f"{actions.count('kill')} / {actions.count('restart')}"},
                  {"measure": "chaos producer crashes (re-sent)", "value": f"{actions.count('producer-restart')} ({chaos['producer_resent']})"},
-                 {"measure": "engine state vs decisions", "value": "agrees" if not chaos["state_mismatches"]
-                  else f"{len(chaos['state_mismatches'])} SKU(s) differ"}]
+                 {"measure": "engine state vs decisions", "value": _state_verdict(chaos["state_mismatches"])}]
+    died = report["workers_died"]
+    rows.append({"measure": "workers died", "value": len(died) or "none"})
+    rows += [{"measure": f"  died: {d['worker']}", "value": d["how"]} for d in died]
+    if report["stopped_early"]:
+        rows.append({"measure": "stopped early", "value": "yes: a worker died"})
     echo_table(rows, ["measure", "value"])
+    for line in death_lines(died):
+        click.echo(line)
+
+
+def _state_verdict(mismatches: list | None) -> str:
+    if mismatches is None:
+        return "not compared (a worker died)"
+    return f"{len(mismatches)} SKU(s) differ" if mismatches else "agrees"

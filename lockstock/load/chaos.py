@@ -16,6 +16,7 @@ from typing import Any, Callable
 from lockstock.broker.embedded import free_port
 from lockstock.errors import SettingsError
 from lockstock.kafka import Kafka
+from lockstock.load.deaths import PoolWatch, Watchdog
 from lockstock.load.profile import LoadProfile
 from lockstock.load.run import LoadRun
 from lockstock.supervise import WorkerPool
@@ -58,7 +59,9 @@ class ChaosRun:
     """A load run with the plan's kills, restarts and producer crashes carried out on workers
     this process started (and alone stops, by PID). Afterwards it checks what the seller is
     promised: every order decided and never flipped, nothing oversold, and the engine's state,
-    asked of whichever worker owns each SKU, holding exactly what the decisions say."""
+    asked of whichever worker owns each SKU, holding exactly what the decisions say. A worker
+    that exits other than by the plan's SIGKILL (on its own, or again after its restart) ends
+    the run as a death (lockstock.load.deaths); the state is then not compared."""
 
     def __init__(self, kafka: Kafka, profile: LoadProfile, settle_s: float, workers: int, kills: int,
                  seed: int, log_dir: Path, progress: Callable[[str], None] = print) -> None:
@@ -70,7 +73,8 @@ class ChaosRun:
         self.state_root = kafka.settings.data_dir / "chaos-state"
         self.ports = [free_port() for _ in range(workers)]
         self.slots: list[Any] = [None] * workers
-        self.load = LoadRun(kafka, profile, settle_s, on_tick=self._tick)
+        self.watchdog = Watchdog([PoolWatch(self.pool)])
+        self.load = LoadRun(kafka, profile, settle_s, on_tick=self._tick, watchdog=self.watchdog)
 
     def _start(self, slot: int) -> None:
         self.slots[slot] = self.pool.start(data_dir=self.state_root / f"worker-{slot}", web_port=self.ports[slot])
@@ -83,9 +87,12 @@ class ChaosRun:
                 worker.wait_ready()
             self.progress(f"{len(self.slots)} worker(s) ready; chaos plan: " +
                           ", ".join(f"{e.action}{'' if e.worker < 0 else ' #' + str(e.worker)}@{e.at_s:.1f}s" for e in self.plan))
-            report = self.load.run(before_settle=self._all_up)
-            mismatches = self._state_mismatches()
-            stuck = self._consumers() if report["undecided"] else {}
+            with self.watchdog:
+                report = self.load.run(before_settle=self._all_up)
+                died = bool(report["workers_died"])
+                mismatches = None if died else self._state_mismatches()
+                stuck = self._consumers() if report["undecided"] else {}
+            report["workers_died"] = self.watchdog.died  # and any death found by the last look
         finally:
             self.pool.stop_all()
         report["chaos"] = {"events": self.done, "workers": len(self.slots), "app_id": self.kafka.settings.app_id,
@@ -125,7 +132,12 @@ class ChaosRun:
                 self.done.append({"at_s": None, "action": RESTART, "worker": event.worker})
         self.pending = []
         for worker in self.slots:
-            worker.wait_ready()
+            try:
+                worker.wait_ready()
+            except AssertionError:
+                if worker.exit_status is None:  # alive but never ready: not a death, a hang
+                    raise
+                return  # it died: the watchdog names it and the run stops
 
     def _state_mismatches(self, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         """Per SKU: units locked and orders holding them, as the owning worker serves them, against

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pytest
 
+from lockstock.catalog import load_catalog
 from lockstock.errors import SettingsError
-from lockstock.load.profile import LoadProfile, OrderMaker
+from lockstock.load.profile import LoadProfile, OrderMaker, units_to_lock_all
 from lockstock.load.tally import Tally
+from streams.engine.commands import plan_split
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -79,3 +82,58 @@ def test_tally_recomputes_oversold_and_latency_from_decisions_alone():
     assert summary["latency"]["max_ms"] == 300 and summary["latency"]["p50_ms"] == 200
     assert summary["reasons"] == {"RELEASED:CANCELLED": 1, "REJECTED:OUT_OF_STOCK": 1}
     assert summary["decisions_seen"] == 5  # repeats and later words included; "x" is not ours
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"hot_sku": 1.5}, "--hot-sku must be a share between 0 and 1"),
+    ({"hot_sku": -0.1}, "--hot-sku must be a share between 0 and 1"),
+    ({"hot_sku": float("nan")}, "--hot-sku must be a number"),
+    ({"hot_stock": 100}, "--hot-stock needs --hot-sku above 0"),
+    ({"hot_sku": 0.5, "hot_stock": 0}, "--hot-stock must be between 1 and"),
+    ({"hot_sku": 0.5, "hot_stock": 10.5}, "--hot-stock must be a whole number"),
+])
+def test_bad_hot_knobs_are_refused_with_their_name(changes, message):
+    with pytest.raises(SettingsError, match=message):
+        LoadProfile(**changes).validate()
+
+
+def test_hot_orders_buy_one_unit_of_the_hot_sku_each_from_a_new_buyer():
+    profile = LoadProfile(skus=5, multi_line=0.3, hot_sku=0.4, duplicates=0, cancellations=0, buyers=10, seed=5).validate()
+    maker = OrderMaker(profile, "h")
+    orders = [maker.next_order(0)[0] for _ in range(5000)]
+    hot = [o for o in orders if any(line["sku"] == maker.hot_sku for line in o["lines"])]
+    assert maker.hot_sku == "h-SKU-HOT" and maker.hot_sku in maker.sku_names
+    assert 0.37 < len(hot) / len(orders) < 0.43
+    assert all(o["lines"] == [{"sku": maker.hot_sku, "qty": 1}] for o in hot)  # no other order buys it
+    assert len({o["buyer_id"] for o in hot}) == len(hot)  # a crowd: nobody buys twice
+    assert len({o["order_id"] for o in orders}) == len(orders)
+
+
+def test_the_issue_reproduction_is_one_knob_every_order_hot():
+    maker = OrderMaker(LoadProfile(hot_sku=1, cancellations=0, duplicates=0).validate(), "r")
+    orders = [maker.next_order(0) for _ in range(1000)]
+    assert all(o["lines"] == [{"sku": "r-SKU-HOT", "qty": 1}] and not twice and not cancel for o, twice, cancel in orders)
+
+
+def test_no_hot_sku_no_hot_orders_and_the_same_orders_as_before():
+    plain = OrderMaker(LoadProfile(seed=9), "p")
+    assert plain.hot_sku is None and len(plain.sku_names) == 20
+    again = OrderMaker(LoadProfile(seed=9, hot_sku=0.0), "p")
+    assert [plain.next_order(0) for _ in range(200)] == [again.next_order(0) for _ in range(200)]
+
+
+def default_split_locks(total: int, demand: dict[str, int], catalog) -> bool:
+    """Every region's demand fits its allocation plus the one flex pool, split as the engine does."""
+    split, flex = plan_split(total, {}, catalog.rules.flex_pct, catalog)
+    return sum(max(0, units - split[r]) for r, units in demand.items()) <= flex
+
+
+@pytest.mark.parametrize("channels", [("tiktok-us", "shopify", "amazon-us", "shopee-my"), ("shopee-my",), ("tiktok-eu", "shopee-th")])
+def test_hot_stock_is_the_least_that_lets_every_hot_order_lock(channels):
+    catalog = load_catalog(None)
+    units = units_to_lock_all(16_000, channels, catalog)
+    served = Counter(catalog.channels[c].region for c in channels)
+    demand = {r: round(16_000 * n / len(channels)) for r, n in served.items()}
+    assert units >= 16_000 and default_split_locks(units, demand, catalog)
+    margin = {r: math.ceil(d * 1.1) + 10 for r, d in demand.items()}
+    assert default_split_locks(units, margin, catalog) and not default_split_locks(units - 1, margin, catalog)
