@@ -35,6 +35,7 @@ ENV = {
     "web_host": "LOCKSTOCK_WEB_HOST",
     "web_port": "LOCKSTOCK_WEB_PORT",
     "channels_file": "LOCKSTOCK_CHANNELS_FILE",
+    "group_session_timeout_s": "LOCKSTOCK_GROUP_SESSION_TIMEOUT_S",
 }
 
 
@@ -104,6 +105,10 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     channels_file: Path | None = None  # None: the packaged catalog (lockstock/catalog.yaml)
+    # How long a silent worker keeps its partitions before the group hands them to another one:
+    # Faust's 60 s default would stop a dead worker's SKUs for a minute of a flash sale. Apache
+    # Kafka refuses less than its group.min.session.timeout.ms (6 s by default).
+    group_session_timeout_s: int = 10
 
     def __post_init__(self) -> None:
         if self.bootstrap_servers is not None:
@@ -126,6 +131,8 @@ class Settings:
         if self.channels_file is not None:
             object.__setattr__(self, "channels_file", Path(self.channels_file))
         object.__setattr__(self, "web_port", parse_port(self.web_port, "web port", allow_zero=True))
+        object.__setattr__(self, "group_session_timeout_s", parse_int(
+            self.group_session_timeout_s, "group session timeout (s)", minimum=6, maximum=1800))
         if not _HOST.match(self.web_host):
             raise SettingsError(f"web host {self.web_host!r} is not a host name or address")
 

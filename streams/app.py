@@ -9,6 +9,7 @@ from faust import transport
 
 from lockstock.catalog import Catalog
 from lockstock.kafka import Kafka
+from lockstock.settings import Settings
 from streams.consumer import eager_transport
 from streams.recovery import SeekFirstTableManager
 from streams.tables import Tables, define_tables
@@ -49,6 +50,12 @@ class LockstockApp(faust.App):
         return eager_transport(base)(self.conf.broker_consumer, self)
 
 
+def group_timing(settings: Settings) -> dict[str, float]:
+    """Faust's consumer-group session and heartbeat from the settings (heartbeat a third)."""
+    session = float(settings.group_session_timeout_s)
+    return {"broker_session_timeout": session, "broker_heartbeat_interval": session / 3}
+
+
 def create_app(kafka: Kafka) -> faust.App:
     settings = kafka.settings
     datadir = settings.data_dir / "faust"
@@ -75,7 +82,7 @@ def create_app(kafka: Kafka) -> faust.App:
         # about half as much again, but that mode has too few chaos runs behind it yet (it is
         # where the recovery loss fixed in streams/recovery.py showed; docs/benchmarks.md).
         TableManager=SeekFirstTableManager,  # no record is skipped when recovery hands over to the agents
-        **kafka.profile.faust,
+        **{**group_timing(settings), **kafka.profile.faust},  # the embedded broker's own win
     )
     names = kafka.topics
 

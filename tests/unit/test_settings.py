@@ -42,6 +42,8 @@ def test_as_env_reproduces_the_settings():
         ({"LOCKSTOCK_BROKER_PROFILE": "redis"}, "broker profile"),
         ({"SCHEMA_REGISTRY_URL": "registry:8081"}, "SCHEMA_REGISTRY_URL"),
         ({"LOCKSTOCK_WEB_PORT": "70000"}, "web port must be <= 65535"),
+        ({"LOCKSTOCK_GROUP_SESSION_TIMEOUT_S": "3"}, r"group session timeout \(s\) must be >= 6"),
+        ({"LOCKSTOCK_GROUP_SESSION_TIMEOUT_S": "ten"}, "must be a whole number"),
     ],
 )
 def test_bad_values_are_one_line_errors(env, message):
@@ -57,3 +59,12 @@ def test_parsers():
     with pytest.raises(SettingsError):
         parse_port(True)
     assert parse_bootstrap("[::1]:9092") == "[::1]:9092"
+
+
+def test_group_timing_follows_the_session_timeout_and_the_embedded_profile_overrides_it():
+    from lockstock.broker.profile import EMBEDDED
+    from streams.app import group_timing
+
+    timing = group_timing(Settings.from_env({"LOCKSTOCK_GROUP_SESSION_TIMEOUT_S": "30"}))
+    assert timing == {"broker_session_timeout": 30.0, "broker_heartbeat_interval": 10.0}
+    assert {**timing, **EMBEDDED.faust}["broker_session_timeout"] == 3.0  # tansu's group join wait
