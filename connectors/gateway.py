@@ -9,6 +9,8 @@
   produced again; 200 ``ignored``: a genuine delivery lockstock does not act on (counted, logged);
 - 503 when the broker cannot take the records: the platform retries, nothing is lost.
 
+``GET /metrics``: Prometheus metrics (lockstock/metrics/gateway.py); ``/health``, ``/stats``: JSON.
+
 Amazon has no webhooks: when configured, its SQS queue is consumed by the same process and each
 notification takes the same path (deleted from the queue only after the acknowledgement).
 
@@ -37,6 +39,7 @@ from lockstock.catalog import Catalog
 from lockstock.clock import now_ms
 from lockstock.errors import BrokerError, CodecError
 from lockstock.kafka import Kafka
+from lockstock.metrics.gateway import GatewayMetrics
 from lockstock.watch import percentile
 
 logger = logging.getLogger(__name__)
@@ -119,6 +122,7 @@ class Gateway:
         self.producer = producer or AckedProducer(kafka)
         self.ledger = DeliveryLedger()
         self.stats = GatewayStats()
+        self.metrics = GatewayMetrics.for_gateway(self)
         self._topic_of = {"OrderPlaced": self.topics.orders_placed, "OrderEvent": self.topics.orders_events}
 
     async def accept(self, platform: str, intake: Intake) -> dict[str, Any]:
@@ -133,7 +137,9 @@ class Gateway:
         if duplicate:
             self.stats.count(platform, "duplicate")
             return {"status": "duplicate", "delivery_id": intake.delivery_id}
-        self.stats.ack_ms.append((time.perf_counter() - started) * 1000)
+        acked_s = time.perf_counter() - started
+        self.stats.ack_ms.append(acked_s * 1000)
+        self.metrics.acknowledged(acked_s)
         self.stats.count(platform, "accepted")
         return {"status": "accepted", "delivery_id": intake.delivery_id, "records": positions}
 
@@ -154,6 +160,7 @@ class Gateway:
         )
         topic = self.topics.deadletter
         await self.producer.send(topic, key or platform, self.kafka.codec.encode("DeadLetter", record, topic=topic))
+        self.metrics.dead_lettered(error_type)
 
     async def receive(self, hook: Webhook) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) for one webhook delivery."""
@@ -220,6 +227,7 @@ def make_app(gateway: Gateway) -> web.Application:
         hook = Webhook(platform=request.match_info["platform"], url=str(request.url),
                        headers={k.lower(): v for k, v in request.headers.items()}, body=body, received_at=now_ms())
         status, answer = await gateway.receive(hook)
+        gateway.metrics.answered(hook.platform, status)
         return web.json_response(answer, status=status)
 
     async def health(request: web.Request) -> web.Response:
@@ -230,7 +238,8 @@ def make_app(gateway: Gateway) -> web.Application:
         return web.json_response(gateway.stats.to_dict())
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.add_routes([web.post("/webhooks/{platform}", webhook), web.get("/health", health), web.get("/stats", stats)])
+    app.add_routes([web.post("/webhooks/{platform}", webhook), web.get("/health", health), web.get("/stats", stats),
+                    web.get("/metrics", gateway.metrics.handler)])
     return app
 
 

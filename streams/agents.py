@@ -26,6 +26,7 @@ from lockstock.clock import now_ms
 from lockstock.deadletter import UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError, WrongRecordError
 from lockstock.kafka import key_partition
+from lockstock.metrics.worker import MeteredProducer, WorkerMetrics
 from lockstock.topics import DEADLETTER, TopicSpec
 from streams.app import Wiring
 from streams.batch import Finish, Fold, run_batch
@@ -54,8 +55,10 @@ class Handler:
         self.app = app
         self.catalog = wiring.catalog
         self.codec = wiring.kafka.codec
+        self.metrics = WorkerMetrics.of(app)
+        changelogs = [table.changelog_topic.get_topic_name() for table in (wiring.tables.stock, wiring.tables.orders)]
         # linger 1 ms: a batch's records are produced together anyway; each hop waits for acks.
-        self.producer = AckedProducer(wiring.kafka, **{"linger.ms": 1})
+        self.producer = MeteredProducer(AckedProducer(wiring.kafka, **{"linger.ms": 1}), self.metrics, changelogs)
         topics = wiring.kafka.topics
         self.names = {spec: spec.name(topics.prefix) for _, spec in topics}
         self.value_schemas = {name: spec.value_schemas for name, spec in topics}
@@ -108,6 +111,7 @@ class Handler:
             records = [self.encode(o) for o in pack(result.outputs, self.partition_of)]
             records += [self.dead_record(event, problem) for event, problem in result.dead]
             await self.announce(tx, records)
+            self.metrics.count_batch(store.name, len(events), result.outputs, (p for _, p in result.dead))
 
     async def announce(self, tx: TableTransaction, records: list[Record]) -> None:
         """Commit a batch, or stop the worker. Faust's ``take_events`` acknowledges a batch's

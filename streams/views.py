@@ -11,6 +11,8 @@ from __future__ import annotations
 import faust
 from faust.web import Request, Response, View
 
+from lockstock.metrics import exposition
+from lockstock.metrics.worker import WorkerMetrics
 from streams.app import Wiring
 from streams.engine.orders import OrderRecord
 from streams.engine.state import SkuState
@@ -84,6 +86,16 @@ def define_views(app: faust.App, wiring: Wiring) -> None:
             "queues": {str(agent.name): agent.channel.queue.qsize() for agent in app.agents.values()},
             "fetcher": _fetcher_state(consumer),
         })
+
+    metrics = WorkerMetrics.of(app)
+    metrics.watch_consumer(lambda: app.consumer, lambda: frozenset(
+        name for agent in app.agents.values() for name in agent.channel.topics))
+
+    @app.page("/metrics")
+    async def prometheus(web: View, request: Request) -> Response:
+        """Prometheus metrics of this worker (docs/metrics.md)."""
+        body, content_type = exposition(metrics.registry)
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/catalog/")
     async def catalog(web: View, request: Request) -> Response:

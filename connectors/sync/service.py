@@ -14,7 +14,8 @@ reason, announced as a SYNC_FAILURE alert, and that listing+SKU rests for ``cool
 the next attempt.
 
 Sync lag per listing is the time from the stock change reaching Kafka (record timestamp) to the
-platform accepting the push; ``GET /status`` serves it with every counter.
+platform accepting the push; ``GET /status`` serves it with every counter, ``GET /metrics`` for
+Prometheus (lockstock/metrics/sync.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from lockstock.catalog import Catalog, Channel
 from lockstock.clock import now_ms
 from lockstock.errors import BrokerError, LockstockError
 from lockstock.kafka import Kafka
+from lockstock.metrics.sync import SyncMetrics
 from lockstock.watch import percentile
 
 logger = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class SyncService:
         self.records = Counter()
         self.caught_up = False
         self._tasks: set[asyncio.Task] = set()
+        self.metrics = SyncMetrics(self)
 
     # ---- Kafka in ------------------------------------------------------------------------
     def _consume(self, loop: asyncio.AbstractEventLoop, stop: threading.Event, ready: threading.Event) -> None:
@@ -274,7 +277,9 @@ class SyncService:
             self.state.answered(push, True)
             lane.retries.pop(sku, None)
             lane.counts["accepted"] += 1
-            lane.lags_ms.append(max(0, now_ms() - result.push.changed_at))
+            lag_ms = max(0, now_ms() - result.push.changed_at)
+            lane.lags_ms.append(lag_ms)
+            self.metrics.accepted(name, lag_ms)
             return
         if result.actual is not None:  # compare-and-set refused: we now know what it shows
             self.state.answered(push, False, result.actual)
@@ -385,5 +390,5 @@ class SyncService:
             return web.json_response({"status": "ok" if self.caught_up else "catching up"}, status=200 if self.caught_up else 503)
 
         app = web.Application()
-        app.add_routes([web.get("/status", status), web.get("/health", health)])
+        app.add_routes([web.get("/status", status), web.get("/health", health), web.get("/metrics", self.metrics.handler)])
         return app
