@@ -27,7 +27,7 @@ from lockstock.supervise import WorkerPool
 @dataclass(frozen=True)
 class BrokerUnderTest:
     bootstrap: str
-    kind: str  # "external", "testcontainers" or "embedded"
+    kind: str  # "external", "testcontainers", "embedded" or "apache"
 
 
 def _docker_answers() -> bool:
@@ -58,6 +58,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest
     log = tmp_path_factory.mktemp("broker") / "embedded-broker.log"
     with EmbeddedBroker(log_path=log) as running:
         yield BrokerUnderTest(running.bootstrap, "embedded")
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
+    """A single-node Apache Kafka (KRaft, local JVM), started only for the tests that ask for it.
+
+    The first run on a machine fetches its jars with Maven (cached after that, see
+    lockstock.broker.apache.jars); stopped by PID at the end of the session.
+    """
+    from lockstock.broker.apache import ApacheKafka
+
+    with ApacheKafka(nodes=1, work_dir=tmp_path_factory.mktemp("apache-kafka")) as running:
+        yield BrokerUnderTest(running.bootstrap, "apache")
 
 
 @pytest.fixture

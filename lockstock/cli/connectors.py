@@ -37,7 +37,7 @@ def _connect(settings: Settings, what: str) -> tuple[Kafka, object]:
 @cli.command()
 @settings_options
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")
-@click.option("--port", default="8080", show_default=True, help="Port for POST /webhooks/<platform>, /health and /stats.")
+@click.option("--port", default="8080", show_default=True, help="Port for POST /webhooks/<platform>, /health, /stats and /metrics (Prometheus).")
 def gateway(settings: Settings, host: str, port: str) -> None:
     """Receive marketplace webhooks, verify them and put them on Kafka.
 
@@ -66,7 +66,7 @@ def gateway(settings: Settings, host: str, port: str) -> None:
 
 @cli.command()
 @settings_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface for /status and /health.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface for /status, /health and /metrics (Prometheus).")
 @click.option("--port", default="8081", show_default=True, help="Port for /status (sync lag, counters, leases); 0: none.")
 @click.option("--settle-ms", default="500", show_default=True,
               help="How long a decided order still counts as in flight (covers reading decisions before stock).")
