@@ -88,7 +88,7 @@ def fold_stock(state: State, event: Event, catalog: Catalog, now: int) -> Folded
     decision of a single-SKU order, alerts and the audit record of the movement."""
     value, sku = event.value, event.value[STOCK_KEY]
     sku_state: SkuState | None = state.read(sku, event.partition)
-    before = audit.balances(sku_state)
+    before = audit.counts(sku_state)
     outputs: list[Output] = []
     if event.name == "LineLockRequest":
         sku_state, result, alerts = apply_line_request(sku_state, value, catalog, now)
@@ -108,7 +108,7 @@ def fold_stock(state: State, event: Event, catalog: Catalog, now: int) -> Folded
         movement = audit.command_movement(value, alerts)
     if sku_state is None:
         return outputs, None
-    record = audit.append_movement(sku_state, before, at=event.timestamp_ms or now, **movement)
+    record = audit.append_movement_since(sku_state, before, at=event.timestamp_ms or now, **movement)
     if record is not None:
         outputs.append(Output(INVENTORY_AUDIT, sku, "AuditRecord", record))
     outputs += [Output(INVENTORY_ALERTS, a["sku"], "InventoryAlert", a) for a in alerts]

@@ -232,6 +232,7 @@ class TableTransaction:
         positions = await producer.send_all(records)  # 3. changelog
         self._write_store(entries, positions)  # 4. store
         self._update_cache()  # 5. cache
+        self._release()
 
     def _changelog(self) -> tuple[list[tuple[str, bytes, bytes | None, int]], list[tuple[int, bytes, bytes | None]]]:
         topic = self.store.changelog()
@@ -279,6 +280,15 @@ class TableTransaction:
             for key, line in self.lines.items():
                 if not line.tombstone:
                     forgetting.note(line.partition, key, line.kind, line.after, self.now)
+
+    def _release(self) -> None:
+        """Let go of the batch's line records once they are committed. The cached heads still
+        reach this transaction (through their ``SkuLines``) until a later batch reads them: held
+        here, every batch's records lived as long as the heads it touched, which kept the
+        garbage collector walking them. A head read outside a transaction still reads its
+        records, from the store."""
+        self.lines = {}
+        self.committed = {}
 
 
 class SkuLines:

@@ -28,13 +28,29 @@ def balances(state: SkuState | None) -> dict[str, int]:
     """The SKU's counts that a movement changes: what each audit record freezes."""
     if state is None:
         return {}
-    counts = {"total": state.total, "flex": state.flex,
+    values = {"total": state.total, "flex": state.flex,
               "in_transit": sum(t["qty"] for t in state.in_transit.values())}
     for name, region in state.regions.items():
-        counts.update({f"{name}.allocation": region.allocation, f"{name}.locked": region.locked,
-                       f"{name}.paid": region.paid, f"{name}.shipped": region.shipped})
-    counts.update({f"wh.{name}": units for name, units in state.warehouses.items()})
-    return counts
+        values[f"{name}.allocation"] = region.allocation
+        values[f"{name}.locked"] = region.locked
+        values[f"{name}.paid"] = region.paid
+        values[f"{name}.shipped"] = region.shipped
+    for name, units in state.warehouses.items():
+        values[f"wh.{name}"] = units
+    return values
+
+
+Counts = tuple  # what ``counts`` takes: opaque, only compared
+
+
+def counts(state: SkuState | None) -> Counts | None:
+    """The same counts as ``balances``, in a form that is cheaper to take and to compare: taken
+    before every movement, when most movements then need ``balances`` only once, after it."""
+    if state is None:
+        return None
+    regions = {name: (r.allocation, r.locked, r.paid, r.shipped) for name, r in state.regions.items()}
+    in_transit = sum(t["qty"] for t in state.in_transit.values()) if state.in_transit else 0
+    return state.total, state.flex, in_transit, regions, dict(state.warehouses)
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -43,6 +59,10 @@ def record_hash(record: dict[str, Any]) -> str:
     which chains written so far were hashed over, produced by orjson (several times faster;
     a unit test pins the two byte for byte)."""
     body = {k: v for k, v in record.items() if k != "hash"}
+    return _body_hash(body)
+
+
+def _body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -53,9 +73,23 @@ def append_movement(state: SkuState, before: dict[str, int], *, movement: str, r
     after = balances(state)
     if after == before:
         return None
+    return _chain(state, after, movement=movement, ref=ref, qty=qty, region=region, detail=detail, at=at)
+
+
+def append_movement_since(state: SkuState, before: Counts | None, *, movement: str, ref: str, qty: int,
+                          region: str | None, detail: str, at: int) -> dict[str, Any] | None:
+    """``append_movement`` given what ``counts`` took before the movement rather than
+    ``balances``: the stock keeper's way, which builds the balances once per movement, not twice."""
+    if counts(state) == before:
+        return None
+    return _chain(state, balances(state), movement=movement, ref=ref, qty=qty, region=region, detail=detail, at=at)
+
+
+def _chain(state: SkuState, after: dict[str, int], *, movement: str, ref: str, qty: int, region: str | None,
+           detail: str, at: int) -> dict[str, Any]:
     record = {"sku": state.sku, "seq": state.audit_seq + 1, "movement": movement, "ref": ref, "qty": qty,
               "region": region, "detail": detail, "balances": after, "at": at, "prev_hash": state.audit_head}
-    record["hash"] = record_hash(record)
+    record["hash"] = _body_hash(record)  # the record has no "hash" yet: its body is itself
     state.audit_seq, state.audit_head = record["seq"], record["hash"]
     return record
 

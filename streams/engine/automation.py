@@ -30,44 +30,68 @@ def alert(state: SkuState, kind: str, message: str, now: int, *, region: str | N
 
 # -- sales velocity ------------------------------------------------------------------------------
 
+def _bucket_ms(rules: Rules) -> int:
+    return max(1, rules.velocity_window_s * 1000 // BUCKETS_PER_WINDOW)
+
+
 def record_sale(state: SkuState, region: str, qty: int, now: int, rules: Rules) -> None:
     """Count ``qty`` units locked in ``region`` into the sliding window's current bucket."""
-    bucket_ms = max(1, rules.velocity_window_s * 1000 // BUCKETS_PER_WINDOW)
-    start = now - now % bucket_ms
+    start = now - now % _bucket_ms(rules)
     if state.sales and state.sales[-1][0] == start:
         counts = state.sales[-1][1]
     else:
         counts = {}
         state.sales.append([start, counts])
     counts[region] = counts.get(region, 0) + qty
+    totals = state.sales_in_window
+    if totals is not None:
+        totals[region] = totals.get(region, 0) + qty
     _prune(state, now, rules)
 
 
 def _prune(state: SkuState, now: int, rules: Rules) -> None:
     horizon = now - rules.velocity_window_s * 1000
-    bucket_ms = max(1, rules.velocity_window_s * 1000 // BUCKETS_PER_WINDOW)
-    while state.sales and state.sales[0][0] + bucket_ms <= horizon:
-        state.sales.pop(0)
+    bucket_ms = _bucket_ms(rules)
+    sales = state.sales
+    if sales and sales[0][0] + bucket_ms <= horizon:
+        while sales and sales[0][0] + bucket_ms <= horizon:
+            sales.pop(0)
+        # A bucket leaves at most once per bucket length: recounting then is cheaper than
+        # keeping track of which regions the remaining buckets still mention.
+        state.sales_in_window = None
+
+
+def _window_units(state: SkuState) -> dict[str, int]:
+    """Per region, the units of the buckets ``state.sales`` holds (pruned by the caller), kept
+    in the state so a lock does not add up the whole window again. Not to be changed by callers."""
+    totals = state.sales_in_window
+    if totals is None:
+        totals = {}
+        for _, counts in state.sales:
+            for region, qty in counts.items():
+                totals[region] = totals.get(region, 0) + qty
+        state.sales_in_window = totals
+    return totals
 
 
 def window_sales(state: SkuState, now: int, rules: Rules) -> dict[str, int]:
     """Units locked per region within the window ending ``now``."""
     _prune(state, now, rules)
-    units: dict[str, int] = {}
-    for _, counts in state.sales:
-        for region, qty in counts.items():
-            units[region] = units.get(region, 0) + qty
-    return units
+    return dict(_window_units(state))
+
+
+def _velocity(state: SkuState, units: int, now: int, rules: Rules) -> float:
+    """``velocity_per_s`` given the window's units (pruned to ``now``)."""
+    if not units:
+        return 0.0
+    elapsed_ms = min(rules.velocity_window_s * 1000, max(_bucket_ms(rules), now - state.sales[0][0]))
+    return units / (elapsed_ms / 1000)
 
 
 def velocity_per_s(state: SkuState, now: int, rules: Rules) -> float:
     """Units per second over the window (or since the first sale, early in a stream)."""
-    units = sum(window_sales(state, now, rules).values())
-    if not units:
-        return 0.0
-    bucket_ms = max(1, rules.velocity_window_s * 1000 // BUCKETS_PER_WINDOW)
-    elapsed_ms = min(rules.velocity_window_s * 1000, max(bucket_ms, now - state.sales[0][0]))
-    return units / (elapsed_ms / 1000)
+    _prune(state, now, rules)
+    return _velocity(state, sum(_window_units(state).values()), now, rules)
 
 
 # -- reactions -------------------------------------------------------------------------------------
@@ -105,11 +129,19 @@ def purchase_limit(state: SkuState, now: int, rules: Rules) -> list[dict[str, An
     units/min above the threshold). An operator's limit is never overridden."""
     if state.buyer_limit is not None:
         return []
-    units = sum(window_sales(state, now, rules).values())
+    _prune(state, now, rules)
+    return _purchase_limit(state, now, rules, state.available)
+
+
+def _purchase_limit(state: SkuState, now: int, rules: Rules, available: int) -> list[dict[str, Any]]:
+    """``purchase_limit`` with the window pruned to ``now`` and ``state.available`` known."""
+    if state.buyer_limit is not None:
+        return []
+    units = sum(_window_units(state).values())
     if units < rules.limit_min_units:
         return []
-    per_s = velocity_per_s(state, now, rules)
-    sellout_s = state.available / per_s if per_s else math.inf
+    per_s = _velocity(state, units, now, rules)
+    sellout_s = available / per_s if per_s else math.inf
     if rules.limit_velocity_per_min and per_s * 60 >= rules.limit_velocity_per_min:
         why = f"selling {per_s * 60:.0f} units/min (threshold {rules.limit_velocity_per_min:g})"
     elif sellout_s < rules.limit_sellout_horizon_s:
@@ -127,10 +159,15 @@ def purchase_limit(state: SkuState, now: int, rules: Rules) -> list[dict[str, An
 def replenishment(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
     """Once per crossing below the threshold: tell purchasing, with a reorder quantity that covers
     ``reorder_cover_s`` at the observed velocity (at least back to the threshold)."""
+    return _replenishment(state, now, rules, state.available)
+
+
+def _replenishment(state: SkuState, now: int, rules: Rules, available: int) -> list[dict[str, Any]]:
+    """``replenishment`` with ``state.available`` known."""
     if state.total <= 0:
         return []
     threshold = state.total * rules.replenish_below_pct / 100
-    if state.available >= threshold:
+    if available >= threshold:
         state.low_stock = False
         return []
     if state.low_stock:
@@ -139,11 +176,11 @@ def replenishment(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any
     per_s = velocity_per_s(state, now, rules)
     in_transit = sum(t["qty"] for t in state.in_transit.values())
     target = max(per_s * rules.reorder_cover_s, threshold)
-    reorder = max(0, math.ceil(target - state.available - in_transit))
+    reorder = max(0, math.ceil(target - available - in_transit))
     return [alert(
-        state, "REPLENISHMENT", f"{state.sku}: {state.available} of {state.total} units left "
+        state, "REPLENISHMENT", f"{state.sku}: {available} of {state.total} units left "
         f"(< {rules.replenish_below_pct:g}%); reorder {reorder}.", now, quantity=reorder,
-        available=state.available, total=state.total, in_transit=in_transit, velocity_per_min=round(per_s * 60, 1),
+        available=available, total=state.total, in_transit=in_transit, velocity_per_min=round(per_s * 60, 1),
     )]
 
 
@@ -151,7 +188,13 @@ def reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]
     """Once per crossing: a region selling above ``realloc_factor`` x its baseline share gets up to
     ``realloc_boost`` x that share of the regions' free units, taken from the other regions' free
     units. Locked, paid and shipped units never move."""
-    sales = window_sales(state, now, rules)
+    _prune(state, now, rules)
+    return _reallocation(state, now, rules)
+
+
+def _reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
+    """``reallocation`` with the window pruned to ``now``."""
+    sales = _window_units(state)
     sold = sum(sales.values())
     if sold < rules.realloc_min_units:
         return []
@@ -203,9 +246,18 @@ def _take_free_from_others(state: SkuState, to: str, wanted: int) -> dict[str, i
 def react(state: SkuState, now: int, rules: Rules, region: str | None = None) -> list[dict[str, Any]]:
     """Every reaction after a change, the region that changed first."""
     alerts = []
-    for name in ([region] if region else []) + [r for r in state.regions if r != region]:
-        alerts += flex_on_threshold(state, name, now, rules)
-    alerts += purchase_limit(state, now, rules)
-    alerts += reallocation(state, now, rules)
-    alerts += replenishment(state, now, rules)
+    if region:
+        alerts += flex_on_threshold(state, region, now, rules)
+    for name in state.regions:
+        if name != region:
+            alerts += flex_on_threshold(state, name, now, rules)
+    # Each reaction below used to prune and add up the window itself; the flex transfers above
+    # do not read it, so pruning once here is the same.
+    _prune(state, now, rules)
+    # Neither a flex transfer nor a reallocation changes ``available`` (units move between the
+    # flex pool and regions' free units), and the limit does not touch counts: one sum serves all.
+    available = state.available
+    alerts += _purchase_limit(state, now, rules, available)
+    alerts += _reallocation(state, now, rules)
+    alerts += _replenishment(state, now, rules, available)
     return alerts

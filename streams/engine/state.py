@@ -46,7 +46,7 @@ class RegionStock:
 
     @property
     def free(self) -> int:
-        return self.allocation - self.used
+        return self.allocation - self.locked - self.paid - self.shipped  # not via ``used``: read on every lock
 
     def to_list(self) -> list:
         return [self.allocation, self.locked, self.paid, self.shipped, self.baseline_share,
@@ -130,11 +130,17 @@ class SkuState:
     audit_head: str = "0" * 64  # ... and its hash (64 zeros: no record yet)
     version: int = 0  # the storage layer's commit number for this SKU (streams/transaction.py)
     lines: Lines = field(default_factory=MemoryLines, compare=False, repr=False)
+    # Per region, the units ``sales`` holds (streams.engine.automation keeps it up to date). Derived,
+    # never stored: None until first needed, rebuilt from ``sales`` after every load.
+    sales_in_window: dict[str, int] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def available(self) -> int:
         """Units that can still be locked anywhere: every region's free units plus the flex pool."""
-        return self.flex + sum(r.free for r in self.regions.values())
+        units = self.flex
+        for r in self.regions.values():  # inlined ``free``: this runs several times per lock
+            units += r.allocation - r.locked - r.paid - r.shipped
+        return units
 
     def region(self, name: str) -> RegionStock:
         if name not in self.regions:

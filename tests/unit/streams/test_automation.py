@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import orjson
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from lockstock.catalog import Rules, load_catalog
 from streams.engine import automation
@@ -303,3 +305,47 @@ def test_alert_details_are_strings():
     alert = automation.alert(state, "X_Y", "m", T0, region="US", quantity=3, n=5, f=1.5)
     assert alert == {"alert_id": "A:x_y:1", "sku": "A", "type": "X_Y", "message": "m", "raised_at": T0,
                      "region": "US", "channel": None, "quantity": 3, "details": {"n": "5", "f": "1.5"}}
+
+
+# -- the window's running totals ---------------------------------------------------------------------
+
+def _recounted(state: SkuState) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for _, counts in state.sales:
+        for region, qty in counts.items():
+            units[region] = units.get(region, 0) + qty
+    return units
+
+
+_STEP = st.one_of(
+    st.tuples(st.just("sell"), st.sampled_from(["US", "EU", "SEA"]), st.integers(1, 50), st.integers(0, 200)),
+    st.tuples(st.just("look"), st.sampled_from(["window", "velocity", "react"]), st.just(0), st.integers(0, 400)),
+    st.tuples(st.just("reload"), st.sampled_from(["json", "copy"]), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP, max_size=60), st.sampled_from([60, 600, 601]))
+def test_the_running_window_totals_equal_a_recount_after_any_sales_prunes_and_reloads(steps, window_s):
+    rules = dataclasses.replace(RULES, velocity_window_s=window_s)
+    state = sku(total=10**6, flex=1000, US=RegionStock(allocation=10**5, baseline_share=0.5),
+                EU=RegionStock(allocation=10**5, baseline_share=0.5))
+    now = T0
+    for action, what, qty, seconds in steps:
+        now += seconds * S
+        if action == "sell":
+            record_sale(state, what, qty, now, rules)
+        elif action == "reload":  # the totals are never stored: a state read back rebuilds them
+            state = SkuState.from_dict(orjson.loads(state.to_json())) if what == "json" else copy.deepcopy(state)
+            assert "sales_in_window" not in orjson.loads(state.to_json())
+        elif what == "window":
+            assert window_sales(state, now, rules) == _recounted(state)
+        elif what == "velocity":
+            units = sum(_recounted(copy.deepcopy(state)).values())
+            velocity_per_s(state, now, rules)
+            assert sum(_recounted(state).values()) <= units  # pruned, never added to
+        else:
+            react(state, now, rules)
+        if state.sales_in_window is not None:
+            assert state.sales_in_window == _recounted(state)
+        assert window_sales(state, now, rules) == _recounted(state)
