@@ -29,3 +29,7 @@ class WrongRecordError(CodecError):
 
 class SchemaError(LockstockError):
     """An Avro schema file is missing, malformed or inconsistent."""
+
+
+class RegistryError(LockstockError):
+    """The schema registry cannot be reached, refuses a request, or cannot be run."""

@@ -8,8 +8,10 @@ import click
 
 from lockstock.cli import cli
 from lockstock.cli.options import echo_table, require_cluster, settings_options
+from lockstock.errors import RegistryError
 from lockstock.kafka import kafka_for
 from lockstock.settings import Settings
+from lockstock.subjects import is_mock, lockstock_subjects, set_backward
 from lockstock.topics import ALL, Topics, changelog_topics
 
 
@@ -58,15 +60,44 @@ def registry_markdown(settings: Settings) -> str:
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def create(settings: Settings, as_json: bool) -> None:
-    """Create every lockstock topic that is missing (idempotent; checks partition counts)."""
+    """Create every lockstock topic that is missing (idempotent; checks partition counts).
+
+    With a schema registry, also set compatibility BACKWARD on every lockstock subject."""
     require_cluster(settings, "create topics that outlive this command")
     with kafka_for(settings) as kafka:
         results = kafka.create_topics(ALL)
     rows = _rows(settings, {name: status for name, _, status in results})
+    columns = ["topic", "partitions", "cleanup", "status"]
+    if settings.schema_registry_url and _add_compatibility(rows, settings):
+        columns.append("compatibility")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
-        echo_table(rows, ["topic", "partitions", "cleanup", "status"])
+        echo_table(rows, columns)
+
+
+def _add_compatibility(rows: list[dict], settings: Settings) -> bool:
+    """Pin every lockstock subject to BACKWARD, so the registry's global level cannot refuse a
+    published schema evolution; per topic, the table shows the level (JSON: per subject).
+    False when there is nothing to show (the mock registry)."""
+    url = settings.schema_registry_url
+    assert url is not None
+    if is_mock(url):
+        click.echo(f"{url}: the in-process mock registry keeps no compatibility levels; none set", err=True)
+        return False
+    try:
+        levels = set_backward(url, settings.topic_prefix)
+    except RegistryError as exc:
+        raise RegistryError(f"topics are created, but compatibility is not set: {exc}") from None
+    by_topic: dict[str, dict[str, str]] = {}
+    for subject in lockstock_subjects(settings.topic_prefix):
+        by_topic.setdefault(subject.topic, {})[subject.name] = levels[subject.name]
+    for row in rows:
+        subjects = by_topic.get(row["topic"])
+        if subjects is not None:
+            row["subjects"] = subjects
+            row["compatibility"] = ",".join(sorted(set(subjects.values())))
+    return True
 
 
 @topics.command("list")
