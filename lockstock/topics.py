@@ -25,6 +25,11 @@ class TopicSpec:
     description: str
     internal: bool = False  # written and read only by lockstock workers
 
+    def __hash__(self) -> int:
+        # Specs key the envelope and output maps, several lookups per order line; the generated
+        # hash hashed every field each time. Equal specs have equal suffixes, so this agrees with ==.
+        return hash(self.suffix)
+
     def name(self, prefix: str) -> str:
         return f"{prefix}.{self.suffix}"
 

@@ -27,20 +27,21 @@ def is_line_key(key: bytes | None) -> bool:
     return key is not None and key[:1] == LINE_PREFIX
 
 
-def line_key(sku: str, kind: str, ident: str) -> bytes:
-    return orjson.dumps([sku, kind, ident])
-
-
 def compact(data: bytes) -> bytes:
-    """A copy of ``data`` that takes no more memory than it needs, for bytes kept long. What
-    orjson.dumps returns sits in the start of a much larger allocation that the allocator
-    cannot hand out again while it lives (github.com/ijl/orjson/issues/483): kept, each key
-    costs a page of memory (4 KB for a 40-byte key) and its page fault."""
+    """A copy of ``data`` that takes no more memory than it needs, for bytes kept beyond the
+    next allocation. What orjson.dumps returns sits at the start of a much larger allocation
+    that the allocator cannot hand out again while it lives (github.com/ijl/orjson/issues/483):
+    a kept 40-byte key costs a page of memory and its page fault (about 2 us, as much as
+    everything else a line record costs). A batch keeps its keys and records until its commit."""
     return memoryview(data).tobytes()
 
 
+def line_key(sku: str, kind: str, ident: str) -> bytes:
+    return compact(orjson.dumps([sku, kind, ident]))
+
+
 def encode_line(version: int, after: list | None, before: list | None) -> bytes:
-    return orjson.dumps([version, after, before])
+    return compact(orjson.dumps([version, after, before]))
 
 
 def resolve(raw: bytes | None, head_version: int) -> list | None:
@@ -98,7 +99,7 @@ class Forgetting:
     def note(self, partition: int, key: bytes, kind: str, value: list | None, now: int) -> None:
         at = stamp(kind, value)
         if at is not False:
-            heapq.heappush(self.heap, ((now if at is None else at) + self.retention_ms, partition, compact(key), kind))
+            heapq.heappush(self.heap, ((now if at is None else at) + self.retention_ms, partition, key, kind))
 
     def due(self, now: int, limit: int) -> list[tuple[int, bytes, str]]:
         """Up to ``limit`` (partition, key, kind) whose time came, soonest first."""

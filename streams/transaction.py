@@ -30,7 +30,7 @@ import orjson
 
 from lockstock.errors import LockstockError
 from streams.engine.state import MemoryLines, SkuState
-from streams.lines import Forgetting, encode_line, line_key, resolve, scan
+from streams.lines import Forgetting, compact, encode_line, line_key, resolve, scan
 from streams.tables import StateCache, store_key, write_stores
 
 FORGET_PER_BATCH = 1_000  # records forgotten per batch at most: keeps every batch's size bounded
@@ -101,6 +101,7 @@ class TableTransaction:
         self.committed: dict[bytes, list | None] = {}  # line values as committed, read this batch
         self._undo: list[tuple] | None = None
         self._saved: tuple[str, int, bytes] | None = None
+        self.dbs: dict[int, Any] = {}
 
     # -- 1. stage ----------------------------------------------------------------------------
 
@@ -133,14 +134,25 @@ class TableTransaction:
         staged = self.lines.get(key)
         if staged is not None:
             return staged.after
-        return self._committed(key, partition, state.version)
+        try:
+            return self.committed[key]
+        except KeyError:
+            return self._committed(key, partition, state.version)
 
     def _committed(self, key: bytes, partition: int, head_version: int) -> list | None:
         try:
             return self.committed[key]
         except KeyError:
-            value = self.committed[key] = resolve(self.store.db(partition).get(key), head_version)
+            value = self.committed[key] = resolve(self._db(partition).get(key), head_version)
             return value
+
+    def _db(self, partition: int) -> Any:
+        """The partition's store, looked up once per batch (through Faust, several calls deep)."""
+        try:
+            return self.dbs[partition]
+        except KeyError:
+            db = self.dbs[partition] = self.store.db(partition)
+            return db
 
     def stage_line(self, state: SkuState, partition: int, kind: str, ident: str, value: list | None) -> None:
         key = line_key(state.sku, kind, ident)
@@ -152,7 +164,9 @@ class TableTransaction:
             self.lines[key] = StagedLine(partition, state.sku, kind, value, before)
         else:
             staged.after, staged.tombstone = value, False
-        self.write(state.sku, partition, state)
+        staged_head = self.heads.get(state.sku)
+        if staged_head is None or staged_head[1] is not state:  # staged already: writing it again changes nothing
+            self.write(state.sku, partition, state)
 
     # -- one event's savepoint: a failing event leaves nothing half-applied --------------------
 
@@ -247,7 +261,7 @@ class TableTransaction:
             else:
                 entries.append((line.partition, key, encode_line(self._version_of(line.sku), line.after, line.before)))
         for key, (partition, value) in self.heads.items():
-            entries.append((partition, store_key(key), None if value is None else value.to_json()))
+            entries.append((partition, store_key(key), None if value is None else compact(value.to_json())))
         return [(topic, key, value, partition) for partition, key, value in entries], entries
 
     def _version_of(self, sku: str) -> int:
@@ -258,8 +272,12 @@ class TableTransaction:
         values: dict[int, list[tuple[bytes, bytes | None]]] = {}
         offsets: dict[int, int] = {}
         for (partition, key, value), (_, offset) in zip(entries, positions):
-            values.setdefault(partition, []).append((key, value))
-            offsets[partition] = max(offset, offsets.get(partition, -1))
+            items = values.get(partition)
+            if items is None:
+                items = values[partition] = []
+            items.append((key, value))
+            if offset > offsets.get(partition, -1):
+                offsets[partition] = offset
         for partition, offset in offsets.items():
             last = self.store.persisted.get(partition)
             if last is None:

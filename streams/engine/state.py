@@ -149,6 +149,11 @@ class SkuState:
 
     # -- the records beside the head -----------------------------------------------------------
 
+    def line(self, order_id: str) -> list | None:
+        """The order line's record: ``[HELD, ...]`` while it holds units, ``[DONE, ...]`` once
+        finished (while remembered), None if unknown. Read once where both matter."""
+        return self.lines.get(LINE, order_id)
+
     def held(self, order_id: str) -> Reservation | None:
         record = self.lines.get(LINE, order_id)
         return Reservation.from_record(record) if record is not None and record[0] == HELD else None
@@ -159,13 +164,15 @@ class SkuState:
         return record[1] if record is not None and record[0] == DONE else None
 
     def hold(self, order_id: str, reservation: Reservation) -> None:
-        if self.held(order_id) is None:
+        record = self.lines.get(LINE, order_id)
+        if record is None or record[0] != HELD:
             self.open_reservations += 1
         self.lines.put(LINE, order_id, reservation.to_record())
 
     def finish(self, order_id: str, outcome: str, now: int) -> None:
         """The line holds nothing (any more): remember its outcome so a redelivery repeats it."""
-        if self.held(order_id) is not None:
+        record = self.lines.get(LINE, order_id)
+        if record is not None and record[0] == HELD:
             self.open_reservations -= 1
         self.lines.put(LINE, order_id, [DONE, outcome, now])
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from lockstock.catalog import Catalog
 from streams.engine import automation
-from streams.engine.state import Reservation, SkuState
+from streams.engine.state import DONE, HELD, Reservation, SkuState
 
 LOCKED, REJECTED, RELEASED, SHIPPED = "LOCKED", "REJECTED", "RELEASED", "SHIPPED"
 OUT_OF_STOCK = "OUT_OF_STOCK"
@@ -33,12 +33,13 @@ class LineOutcome:
 
 
 def _replay(state: SkuState, order_id: str) -> LineOutcome | None:
-    held = state.held(order_id)
-    if held is not None:
-        return LineOutcome(LOCKED, region=held.region, replayed=True)
-    outcome = state.outcome(order_id)
-    if outcome is not None:
-        status, _, detail = outcome.partition(":")
+    record = state.line(order_id)
+    if record is None:
+        return None
+    if record[0] == HELD:
+        return LineOutcome(LOCKED, region=Reservation.from_record(record).region, replayed=True)
+    if record[0] == DONE:
+        status, _, detail = record[1].partition(":")
         if status == SHIPPED:  # a shipped order was locked: its lock request's answer stays LOCKED
             return LineOutcome(LOCKED, region=detail.split(":")[0] or None, replayed=True)
         return LineOutcome(status, detail or None, replayed=True)
