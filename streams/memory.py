@@ -33,7 +33,6 @@ from streams.engine.orders import OrderRecord
 from streams.envelopes import pack, unpack
 from streams.engine.state import SkuState
 from streams.folds import ORDER_KEY, STOCK_KEY, Event, Problem, channel_stock, fold_order, fold_stock
-from streams.lines import compact
 from streams.tables import store_key
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
@@ -59,11 +58,7 @@ class MemoryLog:
         if partition is None:
             partition = self.partition_of(key)
         records = self.topics.setdefault(topic, {}).setdefault(partition, [])
-        # Kept for good, as a broker would; a real producer copies a record into its batch and
-        # lets go of it. Kept as handed in, each changelog record made by orjson would hold a
-        # page of this process's memory (streams.lines.compact): the log's page faults were a
-        # fifth of a flow's CPU time, a cost no worker has.
-        records.append((compact(key), compact(value) if type(value) is bytes else value))
+        records.append((key, value))
         self.arrival[(topic, partition, len(records) - 1)] = len(self.arrival)
         return partition, len(records) - 1
 
