@@ -129,15 +129,15 @@ class TableTransaction:
             if state.lines.get(kind, ident) is None:
                 state.lines.put(kind, ident, value)
 
-    def read_line(self, state: SkuState, partition: int, kind: str, ident: str) -> list | None:
-        key = line_key(state.sku, kind, ident)
+    def read_line(self, key: bytes, partition: int, head_version: int) -> list | None:
+        """The line record under ``key`` as this batch has it: staged, else as committed."""
         staged = self.lines.get(key)
         if staged is not None:
             return staged.after
         try:
             return self.committed[key]
         except KeyError:
-            return self._committed(key, partition, state.version)
+            return self._committed(key, partition, head_version)
 
     def _committed(self, key: bytes, partition: int, head_version: int) -> list | None:
         try:
@@ -154,8 +154,7 @@ class TableTransaction:
             db = self.dbs[partition] = self.store.db(partition)
             return db
 
-    def stage_line(self, state: SkuState, partition: int, kind: str, ident: str, value: list | None) -> None:
-        key = line_key(state.sku, kind, ident)
+    def stage_line(self, state: SkuState, partition: int, kind: str, key: bytes, value: list | None) -> None:
         staged = self.lines.get(key)
         if self._undo is not None:
             self._undo.append(("line", key, None if staged is None else (staged.after, staged.tombstone)))
@@ -312,13 +311,26 @@ class TableTransaction:
 class SkuLines:
     """The ``Lines`` of one SKU head within a transaction (streams/engine/state.py)."""
 
-    __slots__ = ("tx", "state", "partition")
+    __slots__ = ("tx", "state", "partition", "keys")
 
     def __init__(self, tx: TableTransaction, state: SkuState, partition: int) -> None:
         self.tx, self.state, self.partition = tx, state, partition
+        # kind -> id -> line key: a lock reads and writes the same records several times. Keyed by
+        # strings, not (kind, id) tuples: a tuple per record lived as long as the batch, and that
+        # alone made the collector run a full collection more often.
+        self.keys: dict[str, dict[str, bytes]] = {}
+
+    def _key(self, kind: str, ident: str) -> bytes:
+        by_ident = self.keys.get(kind)
+        if by_ident is None:
+            by_ident = self.keys[kind] = {}
+        key = by_ident.get(ident)
+        if key is None:
+            key = by_ident[ident] = line_key(self.state.sku, kind, ident)
+        return key
 
     def get(self, kind: str, ident: str) -> list | None:
-        return self.tx.read_line(self.state, self.partition, kind, ident)
+        return self.tx.read_line(self._key(kind, ident), self.partition, self.state.version)
 
     def put(self, kind: str, ident: str, value: list | None) -> None:
-        self.tx.stage_line(self.state, self.partition, kind, ident, value)
+        self.tx.stage_line(self.state, self.partition, kind, self._key(kind, ident), value)

@@ -12,6 +12,7 @@ duplicate. Pure functions: no Kafka here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,15 +30,26 @@ def balances(state: SkuState | None) -> dict[str, int]:
     if state is None:
         return {}
     values = {"total": state.total, "flex": state.flex,
-              "in_transit": sum(t["qty"] for t in state.in_transit.values())}
+              "in_transit": sum(t["qty"] for t in state.in_transit.values()) if state.in_transit else 0}
     for name, region in state.regions.items():
-        values[f"{name}.allocation"] = region.allocation
-        values[f"{name}.locked"] = region.locked
-        values[f"{name}.paid"] = region.paid
-        values[f"{name}.shipped"] = region.shipped
+        allocation, locked, paid, shipped = _region_keys(name)
+        values[allocation] = region.allocation
+        values[locked] = region.locked
+        values[paid] = region.paid
+        values[shipped] = region.shipped
     for name, units in state.warehouses.items():
-        values[f"wh.{name}"] = units
+        values[_warehouse_key(name)] = units
     return values
+
+
+@functools.lru_cache(maxsize=1024)  # names come from the catalog: formatting them per movement was a third of this
+def _region_keys(name: str) -> tuple[str, str, str, str]:
+    return f"{name}.allocation", f"{name}.locked", f"{name}.paid", f"{name}.shipped"
+
+
+@functools.lru_cache(maxsize=1024)
+def _warehouse_key(name: str) -> str:
+    return f"wh.{name}"
 
 
 Counts = tuple  # what ``counts`` takes: opaque, only compared
@@ -103,10 +115,10 @@ def describe_alerts(alerts: Iterable[dict[str, Any]]) -> str:
 def line_movement(request: dict[str, Any], result: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     """How an order line's action reads in the audit trail."""
     detail = [request.get("reason") or "", f"warehouse {request['warehouse']}" if request.get("warehouse") else "",
-              describe_alerts(alerts)]
+              describe_alerts(alerts) if alerts else ""]
     return {"movement": request["action"], "ref": request["order_id"], "qty": request["qty"],
             "region": (result or {}).get("region") or request.get("region") or None,
-            "detail": "; ".join(d for d in detail if d)}
+            "detail": "; ".join(d for d in detail if d) if any(detail) else ""}
 
 
 def command_movement(command: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:

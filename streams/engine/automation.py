@@ -36,7 +36,8 @@ def _bucket_ms(rules: Rules) -> int:
 
 def record_sale(state: SkuState, region: str, qty: int, now: int, rules: Rules) -> None:
     """Count ``qty`` units locked in ``region`` into the sliding window's current bucket."""
-    start = now - now % _bucket_ms(rules)
+    bucket_ms = _bucket_ms(rules)
+    start = now - now % bucket_ms
     if state.sales and state.sales[-1][0] == start:
         counts = state.sales[-1][1]
     else:
@@ -46,12 +47,13 @@ def record_sale(state: SkuState, region: str, qty: int, now: int, rules: Rules) 
     totals = state.sales_in_window
     if totals is not None:
         totals[region] = totals.get(region, 0) + qty
-    _prune(state, now, rules)
+    _prune(state, now, rules, bucket_ms)
 
 
-def _prune(state: SkuState, now: int, rules: Rules) -> None:
+def _prune(state: SkuState, now: int, rules: Rules, bucket_ms: int | None = None) -> None:
     horizon = now - rules.velocity_window_s * 1000
-    bucket_ms = _bucket_ms(rules)
+    if bucket_ms is None:
+        bucket_ms = _bucket_ms(rules)
     sales = state.sales
     if sales and sales[0][0] + bucket_ms <= horizon:
         while sales and sales[0][0] + bucket_ms <= horizon:
@@ -114,7 +116,7 @@ def flex_on_threshold(state: SkuState, region: str, now: int, rules: Rules) -> l
     stock = state.regions.get(region)
     if stock is None or stock.allocation <= 0:
         return []
-    if stock.used * 100 < rules.flex_threshold_pct * stock.allocation:
+    if (stock.locked + stock.paid + stock.shipped) * 100 < rules.flex_threshold_pct * stock.allocation:  # used
         stock.above_flex_threshold = False
         return []
     if stock.above_flex_threshold:
@@ -254,8 +256,8 @@ def react(state: SkuState, now: int, rules: Rules, region: str | None = None) ->
     # Each reaction below used to prune and add up the window itself; the flex transfers above
     # do not read it, so pruning once here is the same.
     _prune(state, now, rules)
-    # Neither a flex transfer nor a reallocation changes ``available`` (units move between the
-    # flex pool and regions' free units), and the limit does not touch counts: one sum serves all.
+    # A reallocation only moves allocation between regions, which leaves ``available`` as it
+    # was, and the limit changes no count: one sum serves the limit and the replenishment.
     available = state.available
     alerts += _purchase_limit(state, now, rules, available)
     alerts += _reallocation(state, now, rules)
