@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -143,7 +144,7 @@ class Kafka:
                 error = exc.args[0] if exc.args else None
                 if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise BrokerError(f"cannot create topic {name}: {describe_kafka_error(exc)}") from None
-        existing = _list_topics(admin, timeout)
+        existing = _visible_topics(admin, set(wanted), timeout)
         for name, spec in wanted.items():
             found = existing.get(name)
             if found is None:
@@ -156,6 +157,17 @@ class Kafka:
                 )
             results.append((name, spec, "created" if any(t.topic == name for t in to_create) else "exists"))
         return results
+
+
+def _visible_topics(admin: Any, names: set[str], timeout: float) -> dict[str, int]:
+    """The topics' partition counts once metadata shows every one of ``names``: Apache Kafka
+    answers CreateTopics before every broker's metadata holds the new topics."""
+    deadline = time.monotonic() + timeout
+    existing = _list_topics(admin, timeout)
+    while not names <= existing.keys() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        existing = _list_topics(admin, timeout)
+    return existing
 
 
 def _list_topics(admin: Any, timeout: float) -> dict[str, int]:

@@ -1,10 +1,14 @@
 """Shared fixtures.
 
-Broker selection for the session (integration tests talk to a real Kafka-protocol broker):
-1. KAFKA_BOOTSTRAP_SERVERS set: that cluster;
-2. else a Docker engine answers: Apache Kafka in a testcontainer;
-3. else the embedded broker (tansu), started here and stopped by PID at the end.
-LOCKSTOCK_TEST_REQUIRE_DOCKER=1 turns a missing Docker engine into a failure (for machines
+Broker selection (integration tests talk to a real Kafka-protocol broker):
+1. KAFKA_BOOTSTRAP_SERVERS set: every test runs once, on that cluster;
+2. else a test marked ``both_brokers`` runs twice, on the embedded broker (tansu) and on Apache
+   Kafka (a testcontainer when a Docker engine answers, else a local KRaft JVM started from
+   Maven Central jars), and its id names the broker (``[embedded]``, ``[apache]``);
+3. every other test runs once, on Apache Kafka in a testcontainer when Docker answers, else on
+   the embedded broker.
+Each broker is started once per session when a test first needs it and stopped by PID at the
+end. LOCKSTOCK_TEST_REQUIRE_DOCKER=1 turns a missing Docker engine into a failure (for machines
 that have one). Every test gets its own topic prefix, app id, data dir and web port.
 """
 
@@ -27,7 +31,7 @@ from lockstock.supervise import WorkerPool
 @dataclass(frozen=True)
 class BrokerUnderTest:
     bootstrap: str
-    kind: str  # "external", "testcontainers", "embedded" or "apache"
+    kind: str  # "external", "embedded" or "apache"
 
 
 def _docker_answers() -> bool:
@@ -41,36 +45,63 @@ def _docker_answers() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if external:
-        yield BrokerUnderTest(external, "external")
+EXTERNAL, EMBEDDED, APACHE = "external", "embedded", "apache"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``both_brokers`` gets one ``broker`` parameter per broker (module docstring)."""
+    if "broker" not in metafunc.fixturenames or not metafunc.definition.get_closest_marker("both_brokers"):
         return
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        metafunc.parametrize("broker", [EMBEDDED, APACHE], indirect=True, scope="session")
+
+
+def _default_kind() -> str:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        return EXTERNAL
+    return APACHE if _docker_answers() else EMBEDDED
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest) -> BrokerUnderTest:
+    kind = getattr(request, "param", None) or _default_kind()
+    if kind == EXTERNAL:
+        return BrokerUnderTest(os.environ["KAFKA_BOOTSTRAP_SERVERS"].strip(), EXTERNAL)
+    return request.getfixturevalue(f"{kind}_broker")
+
+
+@pytest.fixture(scope="session")
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
+    log = tmp_path_factory.mktemp("broker") / "embedded-broker.log"
+    with EmbeddedBroker(log_path=log) as running:
+        yield BrokerUnderTest(running.bootstrap, EMBEDDED)
+
+
+@pytest.fixture(scope="session")
+def apache_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
+    """Apache Kafka: in a testcontainer where Docker answers, else a single-node KRaft JVM.
+
+    The first run on a machine fetches the broker's jars with Maven (cached after that, see
+    lockstock.broker.apache.jars).
+    """
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
-            yield BrokerUnderTest(container.get_bootstrap_server(), "testcontainers")
+            yield BrokerUnderTest(container.get_bootstrap_server(), APACHE)
         return
     if os.environ.get("LOCKSTOCK_TEST_REQUIRE_DOCKER") == "1":
         pytest.fail("LOCKSTOCK_TEST_REQUIRE_DOCKER=1 but no Docker engine answers")
-    log = tmp_path_factory.mktemp("broker") / "embedded-broker.log"
-    with EmbeddedBroker(log_path=log) as running:
-        yield BrokerUnderTest(running.bootstrap, "embedded")
-
-
-@pytest.fixture(scope="session")
-def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
-    """A single-node Apache Kafka (KRaft, local JVM), started only for the tests that ask for it.
-
-    The first run on a machine fetches its jars with Maven (cached after that, see
-    lockstock.broker.apache.jars); stopped by PID at the end of the session.
-    """
     from lockstock.broker.apache import ApacheKafka
 
     with ApacheKafka(nodes=1, work_dir=tmp_path_factory.mktemp("apache-kafka")) as running:
-        yield BrokerUnderTest(running.bootstrap, "apache")
+        yield BrokerUnderTest(running.bootstrap, APACHE)
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(apache_broker: BrokerUnderTest) -> BrokerUnderTest:
+    """Apache Kafka for the tests that are about it alone (tests/integration/test_apache_kafka.py)."""
+    return apache_broker
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from lockstock.kafka import Kafka
 from lockstock.readback import read_to_end
 from streams.engine.audit import record_hash
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers, pytest.mark.timeout(300)]
 
 
 def verify(kafka: Kafka, *args: str, **settings) -> tuple[int, dict]:

@@ -16,7 +16,7 @@ import pytest
 from lockstock.kafka import Kafka
 from tests.integration.trail import order_trail
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
 def diagnosis(kafka, report: dict) -> str:

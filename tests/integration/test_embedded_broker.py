@@ -50,6 +50,7 @@ def test_latest_offset_is_wrong_for_multi_record_batches_and_the_profile_correct
     assert corrected[(topic, written)] == 20
 
 
+@pytest.mark.both_brokers
 def test_profile_is_detected_from_the_cluster_id(broker, kafka):
     expected = EMBEDDED if broker.kind == "embedded" else KAFKA
     assert detect(kafka.bootstrap) is expected

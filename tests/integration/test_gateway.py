@@ -21,7 +21,7 @@ from lockstock.broker.embedded import free_port
 from lockstock.catalog import catalog_from_dict, load_catalog
 from lockstock.watch import TopicWatcher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 SECRET = "own-site-secret"
 

@@ -36,7 +36,7 @@ from lockstock.client import LockstockClient
 from lockstock.supervise import ServiceProcess, WorkerPool
 from lockstock.watch import TopicWatcher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 STOCK = {"TEE": 240, "CAP": 160}
 SELL_FOR_S = 40.0  # bounded: selling stops earlier once every listing has shown 0 for a while

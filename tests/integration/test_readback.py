@@ -8,7 +8,7 @@ from lockstock.client import LockstockClient as Client
 from lockstock.readback import stock_states
 from lockstock.supervise import fetch_json
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
 def test_stock_states_from_the_changelog_equal_the_workers_live_state(kafka, workers):

@@ -6,7 +6,7 @@ import pytest
 
 from lockstock.client import LockstockClient as Client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
 def test_orders_lock_or_reject_and_bad_payloads_are_dead_lettered(kafka, workers):

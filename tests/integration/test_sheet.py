@@ -19,7 +19,7 @@ from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
 from lockstock.readback import read_to_end, stock_states
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 SKUS = ("SKU-A", "SKU-B", "SKU-C")
 
