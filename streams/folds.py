@@ -27,7 +27,10 @@ from streams.engine.state import SkuState
 from streams.engine.stock import apply_line_request
 
 
-@dataclass(frozen=True)
+# Events and outputs are never changed once made, but not frozen: a frozen dataclass sets each
+# field through object.__setattr__, which made making one cost 0.6 us instead of 0.15, several
+# times per order line.
+@dataclass(slots=True)
 class Event:
     """One input record as a fold sees it."""
 
@@ -38,7 +41,7 @@ class Event:
     value: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Output:
     topic: TopicSpec
     key: str

@@ -44,7 +44,7 @@ class Producer(Protocol):
     async def send_all(self, records: list[tuple[str, bytes | None, bytes | None, int | None]]) -> list[tuple[int, int]]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class StagedLine:
     partition: int
     sku: str

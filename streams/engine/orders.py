@@ -166,12 +166,13 @@ def on_order_placed(record: OrderRecord | None, order: dict[str, Any], catalog: 
         _finish(record, REJECTED, invalid, now)
         record.decision = _decision(record, now)
         return DeskStep(record, decisions=[record.decision])
-    _fill_from_order(record, order, catalog)
+    _fill_from_order(record, order, catalog, units)
     return DeskStep(record, requests=[_request(record, sku, "LOCK") for sku in record.skus])
 
 
-def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalog) -> None:
-    record.skus = units_per_sku(order)
+def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalog,
+                     units: dict[str, int] | None = None) -> None:
+    record.skus = units if units is not None else units_per_sku(order)
     record.sku_count = len(record.skus)
     record.buyer_id = order["buyer_id"]
     if order["channel"] in catalog.channels:
