@@ -33,7 +33,7 @@ def compact(data: bytes) -> bytes:
     that the allocator cannot hand out again while it lives (github.com/ijl/orjson/issues/483):
     a kept 40-byte key costs a page of memory and its page fault (about 2 us, as much as
     everything else a line record costs). A batch keeps its keys and records until its commit."""
-    return memoryview(data).tobytes()
+    return b"%b" % data
 
 
 def line_key(sku: str, kind: str, ident: str) -> bytes:

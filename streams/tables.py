@@ -14,7 +14,6 @@ import orjson
 import rocksdict
 
 from lockstock.topics import TABLES
-from streams.lines import compact
 
 
 @dataclass
@@ -103,9 +102,8 @@ def stored_value(table: faust.TableT, key: str, partition: int) -> bytes | None:
 
 
 def store_key(key: str) -> bytes:
-    """A table key as the store and the changelog hold it: JSON, Faust's key serializer.
-    Compact (streams.lines.compact): a batch keeps its heads' keys until its commit."""
-    return compact(orjson.dumps(key))
+    """A table key as the store and the changelog hold it: JSON, Faust's key serializer."""
+    return orjson.dumps(key)
 
 
 def write_stores(table: faust.TableT, values: dict[int, list[tuple[bytes, bytes | None]]],

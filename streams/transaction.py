@@ -260,7 +260,8 @@ class TableTransaction:
             else:
                 entries.append((line.partition, key, encode_line(self._version_of(line.sku), line.after, line.before)))
         for key, (partition, value) in self.heads.items():
-            entries.append((partition, store_key(key), None if value is None else compact(value.to_json())))
+            # Compact copies (streams.lines.compact): the entries live until the commit ends.
+            entries.append((partition, compact(store_key(key)), None if value is None else compact(value.to_json())))
         return [(topic, key, value, partition) for partition, key, value in entries], entries
 
     def _version_of(self, sku: str) -> int:
