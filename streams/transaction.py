@@ -307,6 +307,7 @@ class TableTransaction:
         records, from the store."""
         self.lines = {}
         self.committed = {}
+        self.dbs = {}  # a later rebalance may close them
 
 
 class SkuLines:
