@@ -32,7 +32,7 @@ def cli(log_level: str) -> None:
 
 def main() -> None:
     from lockstock.cli import (  # noqa: F401  (registers commands)
-        audit, bench, broker, connectors, demo, loadtest, sheet, stock, topics, up, worker,
+        audit, bench, broker, connectors, demo, loadtest, registry, sheet, stock, topics, up, worker,
     )
 
     try:

@@ -180,3 +180,34 @@ def as_epoch_millis(value: Any) -> Any:
     if isinstance(value, list):
         return [as_epoch_millis(v) for v in value]
     return value
+
+
+def test_registry_command_serves_the_confluent_api_and_stops_on_sigterm(registry):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    # `registry` (the fixture) has built the app already: the command only starts it.
+    process = subprocess.Popen([sys.executable, "-m", "lockstock", "registry"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            if "SCHEMA_REGISTRY_URL=" in line:
+                url = line.split("=", 1)[1].strip()
+        assert url and url.startswith("http://127.0.0.1:"), url
+        with urllib.request.urlopen(url + "/subjects", timeout=5) as response:
+            assert response.status == 200 and json.loads(response.read()) == []
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        with pytest.raises(OSError):  # its JVM went with it
+            urllib.request.urlopen(url + "/subjects", timeout=2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
