@@ -18,8 +18,10 @@ kind of worker is watched)."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,12 @@ from lockstock.cli import cli
 from lockstock.cli.options import echo_table, settings_options
 from lockstock.errors import SettingsError
 from lockstock.kafka import kafka_for
+from lockstock.load.brokerchaos import own_cluster
 from lockstock.load.chaos import ChaosRun
 from lockstock.load.deaths import PoolWatch, Watch, Watchdog, death_lines, external_watches
 from lockstock.load.profile import DEFAULT_CHANNELS, SHAPES, LoadProfile
 from lockstock.load.run import LoadRun
+from lockstock.load.webhooks import AUTO_SHARE_ON_OWN_CLUSTER
 from lockstock.settings import Settings, parse_int
 from lockstock.supervise import WorkerPool
 
@@ -65,13 +69,19 @@ def _number(value: str, name: str) -> float:
 @click.option("--chaos", is_flag=True, help="SIGKILL and restart workers mid-run and crash the producer once; check nothing is lost, doubled or oversold.")
 @click.option("--workers", default="2", show_default=True, help="Workers --chaos starts and kills (1-8).")
 @click.option("--kills", default="3", show_default=True, help="Worker SIGKILLs spread over a --chaos run (0-100).")
+@click.option("--apache-nodes", default=None, metavar="N",
+              help="With --chaos: start an Apache Kafka cluster of N nodes (1 or 3; 3: replication factor 3, min.insync.replicas 2) for the run and stop it after. Needs Java 17; KAFKA_BOOTSTRAP_SERVERS unset.")
+@click.option("--broker-kills", default="0", show_default=True,
+              help="With --apache-nodes 3: SIGKILL the leader of an orders.placed partition this many times mid-burst (0-5), each restarted seconds later; worker kills follow once the cluster is whole.")
+@click.option("--webhooks", default="auto", show_default=True,
+              help="With --chaos: share of the orders (0-1) sent as signed Shopify webhooks through a gateway the run starts; auto: 0.15 with --apache-nodes, else 0.")
 @click.option("--worker-url", envvar="LOCKSTOCK_WORKER_URL",
               help="A running worker's web address, watched so that its death fails the run [env LOCKSTOCK_WORKER_URL; default from --web-port 6066, if one answers there].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
 def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels: str, skus: str, stock_per_sku: str,
              zipf: str, multi_line: str, duplicates: str, cancellations: str, buyers: str, max_qty: str, hot_sku: str,
-             hot_stock: str, seed: str, settle: str, chaos: bool, workers: str, kills: str, worker_url: str | None,
-             json_path: Path | None) -> None:
+             hot_stock: str, seed: str, settle: str, chaos: bool, workers: str, kills: str, apache_nodes: str | None,
+             broker_kills: str, webhooks: str, worker_url: str | None, json_path: Path | None) -> None:
     """Load-test a running lockstock before going live (four platforms ordering at once by default).
 
     A flash sale on one SKU, every order one unit from a new buyer, nothing cancelled or sent
@@ -102,8 +112,9 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
         raise SettingsError(f"--channels: {', '.join(unknown)} not in the catalog ({', '.join(catalog.channels)})")
     worker_count = parse_int(workers, "--workers", minimum=1, maximum=8)
     kill_count = parse_int(kills, "--kills", minimum=0, maximum=100)
+    cluster = cluster_choice(settings, chaos, apache_nodes, broker_kills, webhooks)
     if chaos:
-        report = _chaos(settings, profile, settle_s, worker_count, kill_count)
+        report = _chaos(settings, profile, settle_s, worker_count, kill_count, cluster)
     else:
         report = _load(settings, profile, settle_s, worker_url)
     _print(report)
@@ -111,7 +122,7 @@ def loadtest(settings: Settings, rate: str, duration: str, shape: str, channels:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         click.echo(f"report written to {json_path}")
     failed = report["oversold"] or report["undecided"] or report["flipped"] or report["workers_died"] or \
-        (report.get("chaos") or {}).get("state_mismatches")
+        (report.get("chaos") or {}).get("state_mismatches") or _webhooks_failed(report)
     if failed:
         raise SystemExit(1)
 
@@ -138,7 +149,61 @@ def _load(settings: Settings, profile: LoadProfile, settle_s: float, worker_url:
                 pool.stop_all()
 
 
-def _chaos(settings: Settings, profile: LoadProfile, settle_s: float, workers: int, kills: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClusterChoice:
+    nodes: int | None  # an Apache Kafka cluster the run starts itself; None: the configured broker
+    broker_kills: int
+    webhook_share: float
+
+
+def cluster_choice(settings: Settings, chaos: bool, apache_nodes: str | None, broker_kills: str,
+                   webhooks: str) -> ClusterChoice:
+    """The cluster, broker-kill and webhook options, checked together before anything starts."""
+    kills = parse_int(broker_kills, "--broker-kills", minimum=0, maximum=5)
+    nodes = None if apache_nodes is None else parse_int(apache_nodes, "--apache-nodes", minimum=1, maximum=3)
+    auto = webhooks.strip().lower() == "auto"
+    share = (AUTO_SHARE_ON_OWN_CLUSTER if nodes else 0.0) if auto else _number(webhooks, "--webhooks")
+    if not 0 <= share <= 1:
+        raise SettingsError(f"--webhooks must be a share between 0 and 1, got {webhooks}")
+    if not chaos:
+        given = [name for name, on in (("--apache-nodes", nodes is not None), ("--broker-kills", kills),
+                                       ("--webhooks", not auto and share)) if on]
+        if given:
+            raise SettingsError(f"{', '.join(given)} apply to a chaos run: add --chaos")
+    if nodes == 2:
+        raise SettingsError("--apache-nodes must be 1 or 3, got 2")
+    if kills and nodes is None:
+        raise SettingsError("--broker-kills needs --apache-nodes 3: lockstock SIGKILLs only brokers the run "
+                            "started itself, never a cluster someone else runs")
+    if kills and nodes == 1:
+        raise SettingsError("--broker-kills needs --apache-nodes 3: killing the only node stops every write")
+    if nodes is not None and not settings.embedded:
+        raise SettingsError(f"--apache-nodes starts a cluster of the run's own, but KAFKA_BOOTSTRAP_SERVERS is set "
+                            f"({settings.bootstrap_servers}): unset it, or drop --apache-nodes to run on that cluster")
+    return ClusterChoice(nodes, kills, share)
+
+
+def _chaos(settings: Settings, profile: LoadProfile, settle_s: float, workers: int, kills: int,
+           choice: ClusterChoice) -> dict[str, Any]:
+    # Under the data directory the user chose, not the run's state directory (the embedded
+    # broker's runs delete theirs): a failed chaos run is read from its workers' logs.
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = (settings.data_dir / "chaos-logs" / stamp).resolve()
+    if choice.nodes is None:
+        return _chaos_on(settings, profile, settle_s, workers, kills, choice, log_dir)
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM unwinds like Ctrl-C: the cluster is stopped
+    work_dir = (settings.data_dir / "chaos-cluster" / stamp).resolve()
+    with own_cluster(choice.nodes, work_dir, log_dir / "kafka", progress=click.echo) as cluster:
+        settings = settings.with_(bootstrap_servers=cluster.bootstrap, replication_factor=choice.nodes)
+        return _chaos_on(settings, profile, settle_s, workers, kills, choice, log_dir, cluster)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _chaos_on(settings: Settings, profile: LoadProfile, settle_s: float, workers: int, kills: int,
+              choice: ClusterChoice, log_dir: Path, cluster: Any = None) -> dict[str, Any]:
     if not settings.embedded:
         # Its own group and topics: killing workers must never touch the production group.
         run = uuid.uuid4().hex[:8]
@@ -146,11 +211,14 @@ def _chaos(settings: Settings, profile: LoadProfile, settle_s: float, workers: i
         click.echo(f"chaos on {settings.bootstrap_servers}: app id and topic prefix {settings.app_id}")
     with kafka_for(settings) as kafka:
         kafka.create_topics()
-        # Under the data directory the user chose, not the run's state directory (the embedded
-        # broker's runs delete theirs): a failed chaos run is read from its workers' logs.
-        log_dir = settings.data_dir / "chaos-logs" / time.strftime("%Y%m%d-%H%M%S")
         click.echo(f"starting {workers} worker(s) for the chaos run (logs in {log_dir}) ...")
-        return ChaosRun(kafka, profile, settle_s, workers, kills, profile.seed, log_dir, progress=click.echo).run()
+        return ChaosRun(kafka, profile, settle_s, workers, kills, profile.seed, log_dir, progress=click.echo,
+                        cluster=cluster, broker_kills=choice.broker_kills, webhook_share=choice.webhook_share).run()
+
+
+def _webhooks_failed(report: dict[str, Any]) -> bool:
+    hooks = report.get("webhooks")
+    return "webhooks" in report and (hooks is None or bool(hooks["missing"] or hooks["refused"]))
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -169,6 +237,18 @@ def _print(report: dict[str, Any]) -> None:
                  {"measure": "chaos kills / restarts", "value": f"{actions.count('kill')} / {actions.count('restart')}"},
                  {"measure": "chaos producer crashes (re-sent)", "value": f"{actions.count('producer-restart')} ({chaos['producer_resent']})"},
                  {"measure": "engine state vs decisions", "value": _state_verdict(chaos["state_mismatches"])}]
+        brokers = [e["action"] for e in chaos.get("broker_events") or []]
+        if chaos.get("cluster"):
+            isr = sorted(set(chaos["cluster"]["min_insync_replicas"].values()))
+            rows += [{"measure": "cluster nodes / replication / min ISR",
+                      "value": f"{chaos['cluster']['nodes']} / {chaos['cluster']['replication_factor']} / {isr}"},
+                     {"measure": "broker kills / restarts / rejoined",
+                      "value": f"{brokers.count('broker-kill')} / {brokers.count('broker-restart')} / {brokers.count('broker-rejoined')}"}]
+    if "webhooks" in report:
+        hooks = report["webhooks"]
+        rows.append({"measure": "webhooks 2xx / 503 retried / missing",
+                     "value": "not checked (a worker died)" if hooks is None else
+                     f"{hooks['answered_2xx']} / {hooks['retried_503']} / {hooks['missing']}"})
     died = report["workers_died"]
     rows.append({"measure": "workers died", "value": len(died) or "none"})
     rows += [{"measure": f"  died: {d['worker']}", "value": d["how"]} for d in died]

@@ -27,9 +27,13 @@ FILL_PROGRESS_S = 5.0
 
 class LoadRun:
     def __init__(self, kafka: Kafka, profile: LoadProfile, settle_s: float,
-                 on_tick: Callable[[float], None] | None = None, watchdog: Watchdog | None = None) -> None:
+                 on_tick: Callable[[float], None] | None = None, watchdog: Watchdog | None = None,
+                 divert: Callable[[dict, bool], dict | None] | None = None) -> None:
         self.kafka, self.profile, self.settle_s = kafka, profile, settle_s
         self.on_tick = on_tick  # called with the seconds since the traffic started (chaos hooks in here)
+        # Given (order, send twice), takes an order to deliver another way (the chaos run's webhooks)
+        # and returns it as it will reach the engine, to be tallied; None leaves it to the producer.
+        self.divert = divert
         self.watchdog = watchdog
         self.unacked: dict[str, bytes] = {}  # order id -> payload the broker has not acknowledged yet
         self.producer_restarts = 0
@@ -179,6 +183,14 @@ class LoadRun:
         self.resent += len(self.unacked)
         return len(self.unacked)
 
+    def _pending_cancels(self) -> list[str]:
+        """Orders the run cancelled that are still LOCKED by their latest decision."""
+        return [o for o in self.to_cancel if self.tally.first.get(o) == "LOCKED" and self.tally.final[o]["status"] == "LOCKED"]
+
+    def _cancel(self, order_id: str, channel: str | None) -> None:
+        self.client.order_event(order_id, "CANCELLED", reason="load test cancellation",
+                                channel=channel or self.profile.channels[0])
+
     def _read(self, stop: threading.Event, ready: threading.Event) -> None:
         """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
         topics = self.kafka.topics
@@ -209,8 +221,7 @@ class LoadRun:
             elif self.tally.decided(value, received):  # the order's first decision
                 self.last_decision_ms = max(self.last_decision_ms, received)
                 if value["status"] == "LOCKED" and value["order_id"] in self.to_cancel:
-                    self.client.order_event(value["order_id"], "CANCELLED", reason="load test cancellation",
-                                            channel=value.get("channel") or self.profile.channels[0])
+                    self._cancel(value["order_id"], value.get("channel"))
 
     def _set_stock(self) -> bool:
         """Set every SKU's stock once per run and wait for the engine to announce it. False when a
@@ -246,7 +257,13 @@ class LoadRun:
             last_t = t
             while sent < int(due):
                 order, twice, cancel = self.maker.next_order(now_ms())
-                self._produce(order, twice)
+                diverted = self.divert(order, twice) if self.divert else None
+                if diverted is None:
+                    self._produce(order, twice)
+                else:
+                    order = diverted
+                    self.tally.sent(order)
+                    self.lines += len(order["lines"])
                 if cancel:
                     self.to_cancel.add(order["order_id"])
                 sent += 1
@@ -271,9 +288,7 @@ class LoadRun:
         while time.monotonic() < deadline and not self.worker_died():
             self._pump()
             self.client.producer.poll(0)
-            pending_cancels = [o for o in self.to_cancel if self.tally.first.get(o) == "LOCKED"
-                               and self.tally.final[o]["status"] == "LOCKED"]
-            if not self.tally.undecided() and not pending_cancels:
+            if not self.tally.undecided() and not self._pending_cancels():
                 break
             time.sleep(0.05)
         self.client.flush()
@@ -288,4 +303,6 @@ class LoadRun:
             "lines": self.lines,
             "hot_sku": {"sku": self.maker.hot_sku, "stock": self.stock[self.maker.hot_sku]} if self.maker.hot_sku else None,
             **summary, "workers_died": died, "stopped_early": self.stopped_early,
+            "cancels_pending": sorted(self._pending_cancels())[:10],  # cancelled by the run, never released
+            "flipped_sample": self.tally.flips[:10],
         }
