@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from typing import IO
 
 from lockstock.broker.embedded import free_port
 from lockstock.errors import RegistryError
+from lockstock.processes import terminate
 
 logger = logging.getLogger(__name__)
 
@@ -218,14 +218,8 @@ class ApicurioRegistry:
         raise RegistryError(f"Apicurio Registry did not answer {self.url}/subjects within {self.start_timeout:.0f}s")
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            terminate([self.process], timeout)
 
     def __enter__(self) -> "ApicurioRegistry":
         return self.start()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lockstock.broker.embedded import free_port
+from lockstock.processes import terminate
 from lockstock.settings import Settings
 
 READY_TIMEOUT_S = 60.0
@@ -106,12 +107,7 @@ class ServiceProcess:
     def stop(self, timeout: float = 30.0) -> None:
         if self.process and self.process.poll() is None:
             self.deliberate_signal = signal.SIGTERM
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            terminate([self.process], timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

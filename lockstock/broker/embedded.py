@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from lockstock.errors import BrokerError
+from lockstock.processes import terminate
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +129,8 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        if process is not None:
+            terminate([process], timeout)
         if self._log:
             self._log.close()
             self._log = None

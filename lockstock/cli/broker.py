@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -43,9 +44,8 @@ def broker(port: str, apache: bool, nodes: str | None, data_dir: Path | None) ->
     with EmbeddedBroker(port=number) as running:
         click.echo(f"embedded broker ready on {running.bootstrap} (pid {running.pid}, memory only)")
         click.echo(f"  export KAFKA_BOOTSTRAP_SERVERS={running.bootstrap}")
-        while not stop.wait(0.5):
-            if running.process is None or running.process.poll() is not None:
-                raise click.ClickException("the embedded broker exited unexpectedly")
+        hold(stop, lambda: None if running.process and running.process.poll() is None
+             else "the embedded broker exited unexpectedly")
         click.echo("stopping embedded broker")
 
 
@@ -62,6 +62,14 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def hold(stop: threading.Event, exited: Callable[[], str | None]) -> None:
+    """Wait for ``stop``; a ClickException with ``exited()``'s message if what runs dies first."""
+    while not stop.wait(0.5):
+        failure = exited()
+        if failure:
+            raise click.ClickException(failure)
 
 
 def _interrupt(*_: object) -> None:
@@ -88,9 +96,6 @@ def run_apache(port: int, nodes: int, data_dir: Path) -> None:
         click.echo(f"  data: {data_dir} ({history}; delete the dir to start empty)")
         click.echo(f"  logs: {running.log_dir}")
         click.echo(f"  export KAFKA_BOOTSTRAP_SERVERS={running.bootstrap}")
-        while not stop.wait(0.5):
-            for node_id, process in running.processes.items():
-                if process.poll() is not None:
-                    raise click.ClickException(f"Apache Kafka node {node_id} exited unexpectedly:\n"
-                                               f"{running.log_tail(node_id)}")
+        hold(stop, lambda: next((f"Apache Kafka node {node_id} exited unexpectedly:\n{running.log_tail(node_id)}"
+                                 for node_id, process in running.processes.items() if process.poll() is not None), None))
         click.echo("stopping Apache Kafka")

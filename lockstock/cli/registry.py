@@ -3,12 +3,10 @@ foreground, for trying SCHEMA_REGISTRY_URL without Docker."""
 
 from __future__ import annotations
 
-import signal
-import threading
-
 import click
 
 from lockstock.cli import cli
+from lockstock.cli.broker import hold, stop_on_signals
 from lockstock.errors import RegistryError
 from lockstock.registry_server import ApicurioRegistry
 
@@ -21,9 +19,7 @@ def registry() -> None:
     ~/.cache/lockstock/). Schemas are lost when it stops. Then, in another terminal:
     SCHEMA_REGISTRY_URL=<the printed url> lockstock topics create.
     """
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     click.echo("starting Apicurio Registry (the first run builds it from Maven Central) ...", err=True)
     try:
         running = ApicurioRegistry().start()
@@ -32,9 +28,8 @@ def registry() -> None:
     try:
         click.echo(f"schema registry ready (pid {running.pid}, memory only)")
         click.echo(f"  export SCHEMA_REGISTRY_URL={running.url}")
-        while not stop.wait(0.5):
-            if running.process is None or running.process.poll() is not None:
-                raise click.ClickException("the schema registry exited unexpectedly")
+        hold(stop, lambda: None if running.process and running.process.poll() is None
+             else "the schema registry exited unexpectedly")
         click.echo("stopping schema registry")
     finally:
         running.stop()

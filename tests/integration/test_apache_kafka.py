@@ -6,7 +6,6 @@ jars.RESOLVE_TIMEOUT); an unreachable Maven Central fails here with Maven's own 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -18,17 +17,10 @@ from lockstock.broker.apache import ApacheKafka
 from lockstock.broker.embedded import _quiet
 from lockstock.broker.profile import KAFKA, detect
 from lockstock.kafka import Kafka
+from lockstock.processes import alive
 from lockstock.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def create_topic(admin: AdminClient, topic: str, partitions: int, replicas: int, **config: str) -> None:

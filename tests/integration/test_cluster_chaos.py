@@ -9,8 +9,6 @@ time, see lockstock.broker.apache.jars), its workers and the gateway, and stops 
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import json
 import os
 import signal
@@ -20,21 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_chaos import known_flip_on_apache
-
 from lockstock.load.brokerchaos import PIDS_FILE
+from lockstock.processes import alive
+from tests.integration.test_chaos import known_flip_on_apache
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 RUN_TIMEOUT_S = 330
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def stop_leftover_nodes(data_dir: Path) -> None:
@@ -71,14 +61,12 @@ def run_chaos(data_dir: Path, report: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-ON_APACHE = SimpleNamespace(profile=SimpleNamespace(embedded=False))  # the run's own cluster
-
 @pytest.mark.timeout(RUN_TIMEOUT_S + 120)
 def test_a_broker_lost_mid_burst_then_a_worker_loses_doubles_and_oversells_nothing(tmp_path):
     out = tmp_path / "cluster-chaos.json"
     result = run_chaos(tmp_path / "data", out)
     report = json.loads(out.read_text()) if out.exists() else {}
-    known_flip_on_apache(ON_APACHE, report)
+    known_flip_on_apache(report)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     chaos = report["chaos"]
 

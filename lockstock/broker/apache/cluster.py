@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from lockstock.broker.apache.config import (
 from lockstock.broker.apache.jars import KAFKA_VERSION, Progress, resolve_jars
 from lockstock.broker.embedded import _quiet, port_in_use
 from lockstock.errors import BrokerError
+from lockstock.processes import terminate
 
 logger = logging.getLogger(__name__)
 
@@ -265,16 +265,7 @@ class ApacheKafka:
     def _stop_processes(self, timeout: float) -> None:
         """SIGTERM every node at once (a controlled shutdown each), SIGKILL what outlives ``timeout``."""
         processes, self.processes = self.processes, {}
-        alive = [p for p in processes.values() if p.poll() is None]
-        for process in alive:
-            process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for process in alive:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        terminate(processes.values(), timeout)
         for node_id in list(self._logs):
             self._close_log(node_id)
 
