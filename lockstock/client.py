@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from lockstock.clock import now_ms
-from lockstock.kafka import Kafka
+from lockstock.kafka import Kafka, take
 
 
 class LockstockClient:
@@ -73,7 +73,7 @@ class LockstockClient:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                for message in consumer.consume(500, 0.5):
+                for message in take(consumer, 500, 0.5):
                     if message.error() is None:
                         records.append((message.topic(), self.codec.decode(message.value(), topic=message.topic())))
                 if done(records):

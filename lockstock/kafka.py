@@ -29,6 +29,17 @@ librdkafka_logger = logging.getLogger("librdkafka")
 PARTITIONER = "murmur2_random"
 
 
+def take(consumer: Any, limit: int, timeout: float) -> list[Any]:
+    """Up to ``limit`` records from a confluent-kafka Consumer: waits at most ``timeout`` for the
+    first, then takes only what is already fetched. ``consume(limit, timeout)`` instead waits until
+    it holds ``limit`` records or the timeout passed, which added up to the whole timeout to every
+    record a live reader (the load test's latency, the stock sync's lag) saw."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, 0)] if limit > 1 else [first]
+
+
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition ``PARTITIONER`` (and Faust, and the Java client) sends a keyed record to,
     for a writer that must name the partition itself (streams/envelopes.py)."""

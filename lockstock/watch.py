@@ -9,7 +9,7 @@ import time
 from typing import Any, Callable
 
 from lockstock.clock import now_ms
-from lockstock.kafka import Kafka
+from lockstock.kafka import Kafka, take
 
 ASSIGN_TIMEOUT_S = 30.0
 
@@ -48,7 +48,7 @@ class TopicWatcher(threading.Thread):
         codec = self.kafka.codec
         try:
             while not self._stop_event.is_set():
-                for message in consumer.consume(500, 0.1):
+                for message in take(consumer, 500, 0.1):
                     if message.error() is not None:
                         self.errors.append(str(message.error()))
                         continue

@@ -35,6 +35,7 @@ from streams.engine.state import SkuState
 from streams.envelopes import pack, unpack
 from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, due_timer, fold_order, fold_stock
 from streams.tables import assignment_epoch, table_value
+from streams.pipeline import Pipeline
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
 
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 SERVICE = "streams"
 BATCH_MAX = 500  # events per batch
 BATCH_WAIT_S = 0.005  # how long a partial batch waits for more events
-EXIT_UNANNOUNCED = 70  # the worker's exit status when a batch could not be sent (EX_SOFTWARE)
 PARTITION_MEMORY = 100_000  # keys whose partition is remembered
 
 Record = tuple[str, bytes, bytes, None]  # topic, key, value, partition (the producer's choice)
@@ -103,33 +103,25 @@ class Handler:
                 yield event, Event(message.partition, message.offset, at, record, value)
 
     async def process(self, stream: faust.StreamT, store: TableStore, fold: Fold, finish: Finish | None = None) -> None:
-        """The agent loop: a batch of events through ``fold`` (streams/batch.py), then commit."""
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
-            store.sync(assignment_epoch(self.app))
-            tx = store.begin(now_ms())
-            result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
-            records = [self.encode(o) for o in pack(result.outputs, self.partition_of)]
-            records += [self.dead_record(event, problem) for event, problem in result.dead]
-            await self.announce(tx, records)
-            self.metrics.count_batch(store.name, len(events), result.outputs, (p for _, p in result.dead))
-
-    async def announce(self, tx: TableTransaction, records: list[Record]) -> None:
-        """Commit a batch, or stop the worker. Faust's ``take_events`` acknowledges a batch's
-        events in a ``finally``, even when the agent failed or was cancelled, and then commits
-        them: a batch whose effects are not in Kafka must never get that far. A cancellation
-        (a graceful stop) waits for the commit; a failure exits at once, without committing,
-        so the batch is replayed on restart."""
-        sending = asyncio.ensure_future(tx.commit(self.producer, records))
+        """The agent loop: a batch of events through ``fold`` (streams/batch.py), sealed, and its
+        commit handed to the pipeline while the next batch is taken (streams/pipeline.py)."""
+        pipeline = Pipeline(self.producer)
         try:
-            await asyncio.shield(sending)
-        except asyncio.CancelledError:
-            await sending
-            raise
-        except Exception:
-            logger.critical("could not announce a batch of %s; stopping without committing it", tx.store.name, exc_info=True)
-            for log_handler in logging.getLogger().handlers:  # os._exit skips the usual flush
-                log_handler.flush()
-            os._exit(EXIT_UNANNOUNCED)
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+                epoch = assignment_epoch(self.app)
+                if epoch != store.cache.epoch or epoch[1]:
+                    await pipeline.drain()  # a new assignment starts from what is in the store
+                store.sync(epoch)
+                tx = store.begin(now_ms())
+                result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
+                records = [self.encode(o) for o in pack(result.outputs, self.partition_of)]
+                records += [self.dead_record(event, problem) for event, problem in result.dead]
+                pipeline.submit(tx, records, stream, events)
+                self.metrics.count_batch(store.name, len(events), result.outputs, (p for _, p in result.dead))
+                await pipeline.throttle()
+        finally:
+            # A graceful stop lets the commits in flight finish (their events are then acknowledged).
+            await pipeline.drain()
 
     async def send(self, outputs: list[Output]) -> None:
         """Outputs that change no table (the sweeper's timers), acknowledged before returning."""

@@ -48,8 +48,10 @@ class StateCache:
     Bounded: the least recently written half goes when it holds ``limit`` values."""
 
     def __init__(self, table: faust.TableT, decode: Callable[[dict[str, Any]], Any], key_field: str,
-                 limit: int = 50_000) -> None:
+                 limit: int = 50_000, read: Callable[[bytes, int], bytes | None] | None = None) -> None:
         self.table = table
+        # (store key, partition) -> raw value: the store, or what a sealed batch left for it (TableStore.stored)
+        self.read = read
         self.key_field = key_field  # the field of an input record that names its key
         self.decode = decode
         self.limit = limit
@@ -70,7 +72,12 @@ class StateCache:
         try:
             return self.values[key]
         except KeyError:
-            raw = table_value(self.table.get(key) if partition is None else stored_value(self.table, key, partition))
+            if partition is None:
+                raw = table_value(self.table.get(key))
+            elif self.read is not None:
+                raw = table_value(self.read(store_key(key), partition))
+            else:
+                raw = table_value(stored_value(self.table, key, partition))
             value = self.decode(raw) if raw else None
             if value is not None:
                 self.values[key] = value

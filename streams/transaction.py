@@ -5,26 +5,33 @@ The agents never write a table themselves: their folds read and stage through a
 broker has no transactions, so the order is the protocol):
 
   1. stage      the folds read values through the transaction and stage new ones (before commit);
-  2. outputs    the batch's records for other topics are sent and acknowledged;
-  3. changelog  the staged values' changelog records are sent and acknowledged: per partition,
-                a SKU's line records before its head, so the head (which carries the batch's
-                version) is the commit point of everything the batch changed for that SKU;
-  4. store      the local store (RocksDB) is written in one write batch per partition with its
-                persisted changelog offset; an offset that goes backwards is refused;
-  5. cache      the decoded values go to the cache and the forgetting index.
+  2. seal       the staged values are encoded as changelog records (heads get the batch's version)
+                and become what the next batch reads: the decoded heads go to the cache, the
+                encoded records to the store's pending writes, until step 5 writes them;
+  3. outputs    the batch's records for other topics are sent and acknowledged;
+  4. changelog  once the previous batch's commit is done, the sealed changelog records are sent and
+                acknowledged: per partition, a SKU's line records before its head, so the head
+                (which carries the batch's version) is the commit point of everything the batch
+                changed for that SKU;
+  5. store      the local store (RocksDB) is written in one write batch per partition with its
+                persisted changelog offset (an offset that goes backwards is refused), and the
+                pending writes it covers are dropped.
 
-Outputs go before the changelog: a kill between the two leaves a changelog that names nothing
-the topics lack, and the replayed input finds the state without the batch and repeats it (same
-ids; consumers dedupe). The changelog is the state of record and the store never runs ahead of
-it, so whichever worker recovers a partition rebuilds the same state. Line records newer than
-their head (a kill inside step 3) are read as their ``before`` and written back before the
-partition's next batch (``TableStore.activate``). docs/state.md has the whole argument.
+Sealing (2) is synchronous, so the next batch can be folded while this one's steps 3-5 wait on
+the broker (streams/pipeline.py): it reads the sealed values, never the half-staged ones, and its
+changelog follows this one's. Outputs go before the changelog: a kill between the two leaves a
+changelog that names nothing the topics lack, and the replayed input finds the state without the
+batch and repeats it (same ids; consumers dedupe). The changelog is the state of record and the
+store never runs ahead of it, so whichever worker recovers a partition rebuilds the same state.
+Line records newer than their head (a kill inside step 4) are read as their ``before`` and
+written back before the partition's next batch (``TableStore.activate``). docs/state.md has the
+whole argument.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 
@@ -62,12 +69,15 @@ class TableStore:
     def __init__(self, table: Any, decode: Callable[[dict[str, Any]], Any], key_field: str,
                  retention_ms: int | None = None) -> None:
         self.table = table
-        self.cache = StateCache(table, decode, key_field=key_field)
+        self.cache = StateCache(table, decode, key_field=key_field, read=self.stored)
         self.key_field = key_field
         self.has_lines = retention_ms is not None
         self.forgetting = Forgetting(retention_ms or 0)
         self.active: set[int] = set()  # partitions repaired and indexed in this assignment
         self.persisted: dict[int, int] = {}
+        # Sealed values not yet in the store (commit steps 2-5): store key -> (seal number, value).
+        self.pending: dict[bytes, tuple[int, bytes | None]] = {}
+        self.seals = 0
 
     @property
     def name(self) -> str:
@@ -79,9 +89,18 @@ class TableStore:
     def db(self, partition: int) -> Any:
         return self.table.data._db_for_partition(partition)
 
+    def stored(self, key: bytes, partition: int, db: Any = None) -> bytes | None:
+        """``key``'s raw value as the last sealed batch left it: pending, else in the store."""
+        held = self.pending.get(key)
+        if held is not None:
+            return held[1]
+        return (db or self.db(partition)).get(key)
+
     def sync(self, epoch: Any) -> None:
         """Forget everything held for another partition assignment (see StateCache.sync)."""
         if self.cache.sync(epoch):
+            if self.pending:  # the agent drains its commits before a new assignment (streams/pipeline.py)
+                raise LockstockError(f"{self.name}: {len(self.pending)} sealed values not yet stored at a rebalance")
             self.active.clear()
             self.forgetting.clear()
             self.persisted.clear()
@@ -102,6 +121,9 @@ class TableTransaction:
         self._undo: list[tuple] | None = None
         self._saved: tuple[str, int, bytes] | None = None
         self.dbs: dict[int, Any] = {}
+        self.seal: int | None = None  # this batch's seal number once sealed
+        self.records: list[tuple[str, bytes, bytes | None, int]] = []
+        self.entries: list[tuple[int, bytes, bytes | None]] = []
 
     # -- 1. stage ----------------------------------------------------------------------------
 
@@ -143,7 +165,7 @@ class TableTransaction:
         try:
             return self.committed[key]
         except KeyError:
-            value = self.committed[key] = resolve(self._db(partition).get(key), head_version)
+            value = self.committed[key] = resolve(self.store.stored(key, partition, self._db(partition)), head_version)
             return value
 
     def _db(self, partition: int) -> Any:
@@ -235,17 +257,32 @@ class TableTransaction:
                 forgotten += 1
         return forgotten
 
-    # -- 2-5. commit -----------------------------------------------------------------------------
+    # -- 2. seal, 3-5. commit ---------------------------------------------------------------------
 
-    async def commit(self, producer: Producer, outputs: list[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
-        """Steps 2-5 (module docstring). Raises if the broker refuses anything: the caller must
-        then stop without acknowledging the batch's input."""
-        await producer.send_all(outputs)  # 2. outputs
+    def seal_batch(self) -> None:
+        """Step 2 (module docstring): from here on, the next batch reads what this one staged."""
+        store = self.store
         records, entries = self._changelog()
-        positions = await producer.send_all(records)  # 3. changelog
-        self._write_store(entries, positions)  # 4. store
-        self._update_cache()  # 5. cache
-        self._release()
+        self.records, self.entries = records, entries
+        store.seals += 1
+        self.seal = store.seals
+        for _, key, value in entries:
+            store.pending[key] = (self.seal, value)
+        self._update_cache()
+
+    async def commit(self, producer: Producer, outputs: list[tuple[str, bytes | None, bytes | None, int | None]],
+                     after: Awaitable[Any] | None = None) -> None:
+        """Steps 2-5 (module docstring); ``after``: the previous batch's commit, which step 4
+        waits for. Raises if the broker refuses anything: the caller must then stop without
+        acknowledging the batch's input."""
+        if self.seal is None:
+            self.seal_batch()  # 2. seal
+        await producer.send_all(outputs)  # 3. outputs
+        if after is not None:
+            await after
+        positions = await producer.send_all(self.records)  # 4. changelog
+        self._write_store(self.entries, positions)  # 5. store
+        self._settle()
 
     def _changelog(self) -> tuple[list[tuple[str, bytes, bytes | None, int]], list[tuple[int, bytes, bytes | None]]]:
         topic = self.store.changelog()
@@ -298,6 +335,16 @@ class TableTransaction:
             for key, line in self.lines.items():
                 if not line.tombstone:
                     forgetting.note(line.partition, key, line.kind, line.after, self.now)
+
+    def _settle(self) -> None:
+        """The store now holds this batch's values: drop the pending writes no later batch made."""
+        pending, seal = self.store.pending, self.seal
+        for _, key, _ in self.entries:
+            held = pending.get(key)
+            if held is not None and held[0] == seal:
+                del pending[key]
+        self.records, self.entries = [], []
+        self._release()
 
     def _release(self) -> None:
         """Let go of the batch's line records once they are committed. The cached heads still

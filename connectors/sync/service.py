@@ -42,7 +42,7 @@ from lockstock.acked import AckedProducer
 from lockstock.catalog import Catalog, Channel
 from lockstock.clock import now_ms
 from lockstock.errors import BrokerError, LockstockError
-from lockstock.kafka import Kafka
+from lockstock.kafka import Kafka, take
 from lockstock.metrics.sync import SyncMetrics
 from lockstock.watch import percentile
 
@@ -129,7 +129,7 @@ class SyncService:
             stock_ends = {k: end for k, end in ends.items() if end > 0}
             ready.set()
             while not stop.is_set():
-                batch = consumer.consume(500, 0.05)
+                batch = take(consumer, 500, 0.05)
                 decoded = []
                 for message in batch:
                     if message.error():

@@ -34,7 +34,7 @@ SETTLED_GROUP_STATES = ("STABLE", "EMPTY")  # mid-rebalance member lists are par
 # Exit statuses a lockstock worker gives itself, and what they mean to an operator.
 EXIT_MEANINGS = {
     1: "the worker stopped on an error",
-    70: "could not announce a batch: the broker refused its outputs or changelog (streams/agents.py EXIT_UNANNOUNCED)",
+    70: "could not announce a batch: the broker refused its outputs or changelog (streams/pipeline.py EXIT_UNANNOUNCED)",
 }
 
 

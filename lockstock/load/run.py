@@ -17,7 +17,7 @@ import click
 from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
 from lockstock.errors import SettingsError
-from lockstock.kafka import Kafka
+from lockstock.kafka import Kafka, take
 from lockstock.load.deaths import Watchdog
 from lockstock.load.profile import LoadProfile, OrderMaker, units_to_lock_all
 from lockstock.load.tally import Tally
@@ -199,7 +199,7 @@ class LoadRun:
             self.kafka.assign_at(consumer, end=[topics.orders_decisions, topics.channels_stock])
             ready.set()
             while not stop.is_set():
-                for message in consumer.consume(1000, 0.05):
+                for message in take(consumer, 1000, 0.05):
                     if message.error() is None:
                         value = self.kafka.codec.decode(message.value()).value
                         self.inbox.put((message.topic(), value, now_ms()))

@@ -9,6 +9,7 @@ order gets the same decision. Every function returns a ``DeskStep``: what to sto
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -293,12 +294,15 @@ def next_due_at(record: OrderRecord, catalog: Catalog) -> int | None:
 
 class Deadlines:
     """order id -> when the sweeper must next look at it (``next_due_at``), so a sweep reads only
-    the orders whose deadline passed. ``generation`` names the partition assignment it was built
-    for: after a rebalance it is rebuilt from the orders this worker then owns."""
+    the orders whose deadline passed, in time order from a heap (not a scan of every open order,
+    which a hot SKU's 200,000 unpaid locks made a tenth of the worker). ``generation`` names the
+    partition assignment it was built for: after a rebalance it is rebuilt from the orders this
+    worker then owns."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog: Catalog = catalog
         self.due: dict[str, int] = {}
+        self.heap: list[tuple[int, str]] = []  # (when, order id); entries ``due`` no longer names are skipped
         self.generation: Any = None
 
     def note(self, order_id: str, record: OrderRecord | None) -> None:
@@ -306,18 +310,40 @@ class Deadlines:
         if when is None:
             self.due.pop(order_id, None)
         else:
-            self.due[order_id] = when
+            self._set(order_id, when)
+
+    def _set(self, order_id: str, when: int) -> None:
+        if self.due.get(order_id) == when:
+            return
+        self.due[order_id] = when
+        heapq.heappush(self.heap, (when, order_id))
+        if len(self.heap) > 2 * len(self.due) + 1024:  # superseded entries: drop them
+            self.heap = [(w, o) for o, w in self.due.items()]
+            heapq.heapify(self.heap)
 
     def forget(self, order_id: str) -> None:
         self.due.pop(order_id, None)
 
     def passed(self, now: int) -> list[str]:
-        return [order_id for order_id, when in self.due.items() if when <= now]
+        """The orders whose deadline passed. Each is listed again at every later sweep until a
+        write notes it anew (the desk re-checks every timer, and a lost one is sent again)."""
+        heap, due, passed = self.heap, self.due, []
+        while heap and heap[0][0] <= now:
+            when, order_id = heapq.heappop(heap)
+            if due.get(order_id) == when:
+                passed.append(order_id)
+        for order_id in passed:
+            self._set(order_id, now + 1)
+        return passed
 
     def rebuild(self, generation: Any, records: Iterable[tuple[str, OrderRecord]]) -> None:
-        self.due, self.generation = {}, generation
+        self.due, self.heap, self.generation = {}, [], generation
         for order_id, record in records:
-            self.note(order_id, record)
+            when = next_due_at(record, self.catalog)
+            if when is not None:
+                self.due[order_id] = when
+        self.heap = [(when, order_id) for order_id, when in self.due.items()]
+        heapq.heapify(self.heap)
 
 
 def due_timer(record: OrderRecord, catalog: Catalog, now: int) -> str | None:

@@ -34,7 +34,7 @@ def test_only_exits_the_run_did_not_cause_are_deaths(status, deliberate, dead):
 
 
 def test_the_engine_s_own_exit_status_has_its_meaning():
-    from streams.agents import EXIT_UNANNOUNCED  # the meanings must follow the engine if it changes
+    from streams.pipeline import EXIT_UNANNOUNCED  # the meanings must follow the engine if it changes
 
     assert "could not announce a batch" in EXIT_MEANINGS[EXIT_UNANNOUNCED]
 

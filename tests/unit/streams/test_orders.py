@@ -414,6 +414,19 @@ def test_deadlines_list_only_orders_whose_timer_is_due_and_follow_each_write():
     assert deadlines.due == {}
 
 
+def test_deadlines_come_in_time_order_skip_superseded_writes_and_repeat_until_noted_anew():
+    deadlines = Deadlines(CATALOG)
+    for n in range(5000):  # one order written many times: the heap keeps only what is current
+        deadlines.note("o-busy", locked_order(at=T0 + n))
+    assert len(deadlines.heap) <= 2 * len(deadlines.due) + 1024
+    deadlines.note("o-early", locked_order(at=T0 - 10))
+    assert deadlines.passed(T0 + TTL_MS + 4998) == ["o-early"]  # o-busy's earlier deadlines were superseded
+    assert sorted(deadlines.passed(T0 + TTL_MS + 5000)) == ["o-busy", "o-early"]  # o-early not noted anew: again
+    deadlines.note("o-early", None)
+    deadlines.note("o-busy", on_order_event(locked_order(at=T0), event("PAID"), CATALOG, T0 + 1).record)
+    assert deadlines.passed(T0 + 10 * TTL_MS) == [] and deadlines.due == {}
+
+
 def test_the_json_table_value_is_to_dict_and_decodes_back():
     import orjson
 

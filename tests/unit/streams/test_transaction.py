@@ -28,19 +28,24 @@ def stock_store(tmp_path) -> tuple[TableStore, MemoryTable]:
     return store, table
 
 
+def first_lock(tmp_path):
+    """A store, its table, a log and a batch that creates SKU A (5 units in the US) and locks o1."""
+    store, table = stock_store(tmp_path)
+    tx = store.begin(NOW)
+    state = SkuState(sku="A", total=5)
+    state.region("US").allocation = 5
+    tx.write("A", 0, state)
+    lock_order_line(tx.read("A", 0), request("o1"), CATALOG, NOW)
+    return store, table, MemoryLog(1), tx
+
+
 def request(order_id: str) -> dict:
     return {"order_id": order_id, "sku": "A", "qty": 1, "action": "LOCK", "channel": "shopify", "buyer_id": "b1",
             "region": "US", "sku_count": 1, "placed_at": NOW, "reason": None, "warehouse": None}
 
 
 def test_line_records_are_sent_before_the_head_that_commits_them(tmp_path):
-    store, table = stock_store(tmp_path)
-    log = MemoryLog(1)
-    tx = store.begin(NOW)
-    state = SkuState(sku="A", total=5)
-    state.region("US").allocation = 5
-    tx.write("A", 0, state)
-    lock_order_line(tx.read("A", 0), request("o1"), CATALOG, NOW)
+    store, table, log, tx = first_lock(tmp_path)
     asyncio.run(tx.commit(log, []))
     keys = [key for key, _ in log.records("stock-changelog", 0)]
     assert [is_line_key(k) for k in keys] == [True, True, False]
@@ -84,3 +89,30 @@ def test_a_head_of_the_first_format_moves_its_records_out_on_first_touch(tmp_pat
     assert "reservations" not in head and head["open_reservations"] == 1
     assert orjson.loads(db.get(orjson.dumps(["A", LINE, "o0"])))[1][:2] == ["F", "REJECTED:OUT_OF_STOCK"]
     assert orjson.loads(db.get(orjson.dumps(["A", BUYER, "b1"])))[1] == [1, None]
+
+
+def test_the_next_batch_reads_what_a_sealed_batch_staged_before_its_commit(tmp_path):
+    store, table, log, first = first_lock(tmp_path)  # a SKU the first batch creates
+    first.seal_batch()
+    store.cache.values.clear()  # even without the cache: the sealed values are pending for the store
+
+    second = store.begin(NOW)
+    head = second.read("A", 0)
+    assert head.version == 1 and head.open_reservations == 1 and head.held("o1").qty == 1
+    assert table._db_for_partition(0).get(store_key("A")) is None  # not in the store yet
+    _, outcome, _ = lock_order_line(head, request("o1"), CATALOG, NOW)  # a redelivery repeats its answer
+    assert outcome.replayed
+    lock_order_line(head, request("o2"), CATALOG, NOW)
+    second.seal_batch()
+
+    async def both():
+        committing = asyncio.ensure_future(first.commit(log, []))
+        await second.commit(log, [], after=committing)
+
+    asyncio.run(both())
+    versions = [orjson.loads(value)["version"] if not is_line_key(key) else orjson.loads(value)[0]
+                for key, value in log.records("stock-changelog", 0)]
+    assert versions == sorted(versions) and versions[-1] == 2  # the first batch's records, then the second's
+    assert store.pending == {}
+    stored = orjson.loads(table._db_for_partition(0).get(store_key("A")))
+    assert stored["version"] == 2 and stored["open_reservations"] == 2

@@ -1,0 +1,106 @@
+"""Batches in flight: a batch's commit waits on the broker while the agent folds the next one.
+
+A commit (streams/transaction.py, steps 3-5) is two acknowledged sends and a store write; the
+folding of a batch is CPU. Done one after the other, every batch's records also waited for the
+previous batch's acknowledgements, which put most of an order's latency on the commit path
+(docs/benchmarks.md). Here the agent seals a batch (step 2), hands its commit to the
+pipeline and takes the next batch at once.
+
+What keeps that safe:
+
+- **No offset past an uncommitted batch.** Faust's ``take_events`` acknowledges a batch's events
+  as soon as the agent asks for the next batch. ``submit`` therefore holds each event's message
+  (one more reference, ``Message.incref``) and lets go of it (``Stream.ack``) only once the
+  batch's commit is done, so the consumer commits no offset past a batch whose effects are not
+  all in Kafka. A rebalance waits for unacknowledged messages (Faust's ``stream_wait_empty``), so
+  it waits for the commits in flight as it waited for the one batch before.
+- **The changelog in fold order.** Each commit's changelog send waits for the previous commit to
+  finish (``TableTransaction.commit``'s ``after``), so a partition's changelog and store follow the
+  order the batches were folded in, and the store never runs ahead of the changelog.
+- **A failed commit stops the worker** at once (exit 70) without acknowledging anything: the
+  batches in flight are replayed on restart, as after a kill.
+- **Bounded.** At most ``limit`` commits are in flight; the agent waits for the oldest beyond that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import Any, Callable
+
+from streams.transaction import Producer, TableTransaction
+
+logger = logging.getLogger(__name__)
+EXIT_UNANNOUNCED = 70  # the worker's exit status when a batch could not be committed (EX_SOFTWARE)
+IN_FLIGHT = 3  # commits in flight per agent
+
+
+class Pipeline:
+    """One agent's commits in flight, oldest first."""
+
+    def __init__(self, producer: Producer, limit: int = IN_FLIGHT,
+                 on_failure: Callable[[str], None] | None = None) -> None:
+        self.producer = producer
+        self.limit = limit
+        self.on_failure = on_failure or stop_worker
+        self.in_flight: deque[asyncio.Future] = deque()
+
+    def submit(self, tx: TableTransaction, records: list, stream: Any, events: list) -> None:
+        """Commit ``tx`` (sealed here if it is not yet) with ``records`` after the commits in
+        flight; ``events`` (Faust's) are acknowledged once it is done."""
+        if tx.seal is None:
+            tx.seal_batch()
+        for event in events:
+            event.message.incref()
+        previous = self.in_flight[-1] if self.in_flight else None
+        commit = asyncio.ensure_future(self._commit(tx, records, previous, stream, events))
+        self.in_flight.append(commit)
+        commit.add_done_callback(self._done)
+
+    async def _commit(self, tx: TableTransaction, records: list, previous: asyncio.Future | None,
+                      stream: Any, events: list) -> None:
+        try:
+            await tx.commit(self.producer, records, after=previous)
+        except asyncio.CancelledError:
+            raise  # the worker is stopping: nothing acknowledged, the batch is replayed
+        except Exception:
+            logger.critical("could not commit a batch of %s; stopping without acknowledging it", tx.store.name,
+                            exc_info=True)
+            self.on_failure(tx.store.name)
+            raise
+        for event in events:
+            if event.ack():  # the last reference: the consumer may now commit its offset
+                message = event.message
+                stream._on_message_out(message.tp, message.offset, message)
+
+    def _done(self, _: asyncio.Future) -> None:
+        while self.in_flight and self.in_flight[0].done():
+            self.in_flight.popleft()
+
+    async def throttle(self) -> None:
+        """Wait while more than ``limit`` commits are in flight."""
+        while len(self.in_flight) > self.limit:
+            oldest = self.in_flight[0]
+            await asyncio.shield(oldest)
+            self._done(oldest)  # its done callback may not have run yet
+
+    async def drain(self) -> None:
+        """Wait for every commit in flight."""
+        while self.in_flight:
+            oldest = self.in_flight[0]
+            try:
+                await asyncio.shield(oldest)
+            except asyncio.CancelledError:
+                if not oldest.done():
+                    raise  # this task was cancelled, not the commit
+            self._done(oldest)
+
+
+def stop_worker(table: str) -> None:
+    """Exit without committing anything more: what is in Kafka is the truth, and the batches in
+    flight are replayed on restart. ``os._exit`` skips the usual flush, hence the handlers'."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_UNANNOUNCED)
