@@ -102,10 +102,13 @@ class Handler:
             for record, value in unpack(decoded.name, decoded.value):
                 yield event, Event(message.partition, message.offset, at, record, value)
 
-    async def process(self, stream: faust.StreamT, store: TableStore, fold: Fold, finish: Finish | None = None) -> None:
+    async def process(self, agent: str, stream: faust.StreamT, store: TableStore, fold: Fold,
+                      finish: Finish | None = None) -> None:
         """The agent loop: a batch of events through ``fold`` (streams/batch.py), sealed, and its
-        commit handed to the pipeline while the next batch is taken (streams/pipeline.py)."""
+        commit handed to the pipeline while the next batch is taken (streams/pipeline.py). The
+        topology names the outputs that are answers, sent after the changelog."""
         pipeline = Pipeline(self.producer)
+        phase_of = {self.names[spec]: n for n, specs in enumerate(TOPOLOGY.agent(agent).answers) for spec in specs}
         try:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
                 epoch = assignment_epoch(self.app)
@@ -114,9 +117,14 @@ class Handler:
                 store.sync(epoch)
                 tx = store.begin(now_ms())
                 result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
-                records = [self.encode(o) for o in pack(result.outputs, self.partition_of)]
+                records: list[Record] = []
+                answers: list[list[Record]] = [[] for _ in range(len(set(phase_of.values())))]
+                for output in pack(result.outputs, self.partition_of):
+                    record = self.encode(output)
+                    phase = phase_of.get(record[0])
+                    (records if phase is None else answers[phase]).append(record)
                 records += [self.dead_record(event, problem) for event, problem in result.dead]
-                pipeline.submit(tx, records, stream, events)
+                pipeline.submit(tx, records, stream, events, answers)
                 self.metrics.count_batch(store.name, len(events), result.outputs, (p for _, p in result.dead))
                 await pipeline.throttle()
         finally:
@@ -144,7 +152,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     # -- the order desk: order-keyed, owns the orders table -----------------------------------
     @app.agent(channel_of("order_desk"), name="order_desk")
     async def order_desk(stream: faust.StreamT) -> None:
-        await h.process(stream, orders, fold_order, note_deadlines)
+        await h.process("order_desk", stream, orders, fold_order, note_deadlines)
 
     def note_deadlines(tx: TableTransaction) -> list[Output]:
         for order_id, (_, record) in tx.heads.items():
@@ -177,7 +185,7 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
     # -- the stock keeper: SKU-keyed, owns the stock table -------------------------------------
     @app.agent(channel_of("lock_stock_lines"), name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
-        await h.process(stream, stocks, fold_stock, announce_channel_stock)
+        await h.process("lock_stock_lines", stream, stocks, fold_stock, announce_channel_stock)
 
     def announce_channel_stock(tx: TableTransaction) -> list[Output]:
         return channel_stock((state for _, state in tx.heads.values()), catalog, now_ms())

@@ -32,7 +32,7 @@ from streams.batch import Finish, Fold, run_batch
 from streams.engine.orders import OrderRecord
 from streams.envelopes import pack, unpack
 from streams.engine.state import SkuState
-from streams.folds import ORDER_KEY, STOCK_KEY, Event, Problem, channel_stock, fold_order, fold_stock
+from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, fold_order, fold_stock
 from streams.tables import store_key
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
@@ -223,18 +223,25 @@ class MemoryFlow:
                  for line in self._lines(partition, offset, value)]
         result = run_batch(tx, items, agent.fold, self.catalog, self.clock, agent.finish(self))
         outputs = pack(result.outputs, lambda topic, key: self.log.partition_of(key.encode()))
-        records = [(o.topic.suffix, o.key.encode(), (o.record, o.value), o.partition) for o in outputs]
+        phases = TOPOLOGY.agent(agent.name).answers
+        answered = {topic for phase in phases for topic in phase}
+        records = [self._record(o) for o in outputs if o.topic not in answered]
+        answers = [[self._record(o) for o in outputs if o.topic in phase] for phase in phases]
         for (topic, offset, key, _), problem in result.dead:
             dead = {"source_topic": topic, "offset": offset, "reason": problem.reason, "error_type": problem.error_type}
             records.append((DEADLETTER.suffix, key, ("DeadLetter", dead), None))
         if self._crash is not None and self._crash[0] == agent.name:
             self.log.crash_after, self._crash = self._crash[1], None
-        self._commit(tx, records)
+        self._commit(tx, records, answers)
         for topic, offset, _, _ in events:
             self.committed[(agent.name, topic, partition)] = offset + 1
 
-    def _commit(self, tx: TableTransaction, records: list) -> None:
-        coroutine = tx.commit(self.log, records)
+    @staticmethod
+    def _record(output: Output) -> tuple[str, bytes, tuple[str, dict[str, Any]], int | None]:
+        return output.topic.suffix, output.key.encode(), (output.record, output.value), output.partition
+
+    def _commit(self, tx: TableTransaction, records: list, answers: list) -> None:
+        coroutine = tx.commit(self.log, records, answers=answers)
         try:
             coroutine.send(None)  # the memory log never waits: the commit finishes in one step
         except StopIteration:
@@ -251,7 +258,7 @@ class MemoryFlow:
 
     def crash_during_next_commit(self, agent: str, after_records: int) -> None:
         """``agent``'s next commit "dies" once it sent ``after_records`` records (outputs, then
-        changelog: line records, then heads)."""
+        changelog: line records, then heads, then answers)."""
         self._crash = (agent, after_records)
 
     def restart(self, fresh_state: bool = False) -> None:

@@ -1,6 +1,6 @@
 """Batches in flight: a batch's commit waits on the broker while the agent folds the next one.
 
-A commit (streams/transaction.py, steps 3-5) is two acknowledged sends and a store write; the
+A commit (streams/transaction.py, steps 3-6) is acknowledged sends and a store write; the
 folding of a batch is CPU. Done one after the other, every batch's records also waited for the
 previous batch's acknowledgements, which put most of an order's latency on the commit path
 (docs/benchmarks.md). Here the agent seals a batch (step 2), hands its commit to the
@@ -47,22 +47,23 @@ class Pipeline:
         self.on_failure = on_failure or stop_worker
         self.in_flight: deque[asyncio.Future] = deque()
 
-    def submit(self, tx: TableTransaction, records: list, stream: Any, events: list) -> None:
-        """Commit ``tx`` (sealed here if it is not yet) with ``records`` after the commits in
-        flight; ``events`` (Faust's) are acknowledged once it is done."""
+    def submit(self, tx: TableTransaction, records: list, stream: Any, events: list, answers: list | None = None) -> None:
+        """Commit ``tx`` (sealed here if it is not yet) with its output ``records`` and
+        ``answers`` (TableTransaction.commit) after the commits in flight; ``events`` (Faust's)
+        are acknowledged once it is done."""
         if tx.seal is None:
             tx.seal_batch()
         for event in events:
             event.message.incref()
         previous = self.in_flight[-1] if self.in_flight else None
-        commit = asyncio.ensure_future(self._commit(tx, records, previous, stream, events))
+        commit = asyncio.ensure_future(self._commit(tx, records, answers, previous, stream, events))
         self.in_flight.append(commit)
         commit.add_done_callback(self._done)
 
-    async def _commit(self, tx: TableTransaction, records: list, previous: asyncio.Future | None,
-                      stream: Any, events: list) -> None:
+    async def _commit(self, tx: TableTransaction, records: list, answers: list | None,
+                      previous: asyncio.Future | None, stream: Any, events: list) -> None:
         try:
-            await tx.commit(self.producer, records, after=previous)
+            await tx.commit(self.producer, records, after=previous, answers=answers)
         except asyncio.CancelledError:
             raise  # the worker is stopping: nothing acknowledged, the batch is replayed
         except Exception:

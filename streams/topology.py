@@ -36,6 +36,10 @@ class Table:
 class Output:
     topic: TopicSpec
     when: str
+    # 0: sent before the batch's changelog. n > 0: an answer others act on, sent only once the
+    # changelog is acknowledged (streams/transaction.py, step 6), in the n-th acknowledged send
+    # after it, so no answer of a batch a kill lost is ever out to be contradicted.
+    after_changelog: int = 0
 
     @property
     def key(self) -> str:
@@ -53,6 +57,13 @@ class Agent:
     @property
     def output_topics(self) -> tuple[TopicSpec, ...]:
         return tuple(output.topic for output in self.outputs)
+
+    @property
+    def answers(self) -> tuple[tuple[TopicSpec, ...], ...]:
+        """The outputs sent after the batch's changelog, one acknowledged send after another
+        (``Output.after_changelog``)."""
+        phases = sorted({output.after_changelog for output in self.outputs if output.after_changelog})
+        return tuple(tuple(o.topic for o in self.outputs if o.after_changelog == phase) for phase in phases)
 
 
 @dataclass(frozen=True)
@@ -145,10 +156,12 @@ LOCK_STOCK_LINES = Agent(
     inputs=(topics.LOCK_REQUESTS, topics.INVENTORY_COMMANDS),
     table=STOCK_TABLE,
     outputs=(
-        Output(topics.LOCK_RESULTS, "the answer (LOCKED or REJECTED) to every LOCK request"),
+        Output(topics.LOCK_RESULTS, "the answer (LOCKED or REJECTED) to every LOCK request, once the "
+               "batch's changelog and its decisions are acknowledged", after_changelog=2),
         Output(topics.ORDERS_DECISIONS,
-               "a single-SKU order's decision, from its one answer (two hops, not three); "
-               "a replayed answer announces nothing, the desk does"),
+               "a single-SKU order's decision, from its one answer (two hops, not three), once the "
+               "batch's changelog is acknowledged; a replayed answer announces nothing, the desk does",
+               after_changelog=1),
         Output(topics.INVENTORY_ALERTS,
                "each automatic move and threshold crossing; purchase limits and pauses set by "
                "an operator"),

@@ -8,24 +8,32 @@ broker has no transactions, so the order is the protocol):
   2. seal       the staged values are encoded as changelog records (heads get the batch's version)
                 and become what the next batch reads: the decoded heads go to the cache, the
                 encoded records to the store's pending writes, until step 5 writes them;
-  3. outputs    the batch's records for other topics are sent and acknowledged;
+  3. outputs    the batch's records for other topics are sent and acknowledged: its effects
+                (audit, alerts, channel stock, requests), never its answers;
   4. changelog  once the previous batch's commit is done, the sealed changelog records are sent and
                 acknowledged: per partition, a SKU's line records before its head, so the head
                 (which carries the batch's version) is the commit point of everything the batch
                 changed for that SKU;
   5. store      the local store (RocksDB) is written in one write batch per partition with its
                 persisted changelog offset (an offset that goes backwards is refused), and the
-                pending writes it covers are dropped.
+                pending writes it covers are dropped;
+  6. answers    the records others act on (the stock keeper's decisions, then its lock results:
+                streams/topology.py ``after_changelog``) are sent and acknowledged, one group
+                after another.
 
-Sealing (2) is synchronous, so the next batch can be folded while this one's steps 3-5 wait on
+Sealing (2) is synchronous, so the next batch can be folded while this one's steps 3-6 wait on
 the broker (streams/pipeline.py): it reads the sealed values, never the half-staged ones, and its
-changelog follows this one's. Outputs go before the changelog: a kill between the two leaves a
+changelog follows this one's. Effects go before the changelog: a kill between the two leaves a
 changelog that names nothing the topics lack, and the replayed input finds the state without the
-batch and repeats it (same ids; consumers dedupe). The changelog is the state of record and the
-store never runs ahead of it, so whichever worker recovers a partition rebuilds the same state.
-Line records newer than their head (a kill inside step 4) are read as their ``before`` and
-written back before the partition's next batch (``TableStore.activate``). docs/state.md has the
-whole argument.
+batch and repeats it (same ids; consumers dedupe). Answers go after it: an answer is never out for
+a batch a kill lost, so no one acts on an answer the replay might give differently; a kill before
+they are all sent leaves the batch in the changelog, and the replay repeats its answers (a
+replayed lock result is not announced as a decision: the desk announces it, so a decision must be
+out before the result that tells the desk the keeper announced it). The changelog
+is the state of record and the store never runs ahead of it, so whichever worker recovers a
+partition rebuilds the same state. Line records newer than their head (a kill inside step 4) are
+read as their ``before`` and written back before the partition's next batch
+(``TableStore.activate``). docs/state.md has the whole argument.
 """
 
 from __future__ import annotations
@@ -47,8 +55,11 @@ class OffsetWentBackwards(LockstockError):
     """The changelog offset a store write would persist is not past the one it holds."""
 
 
+Record = tuple[str, Any, Any, int | None]  # topic, key, value, partition (None: the producer's choice)
+
+
 class Producer(Protocol):
-    async def send_all(self, records: list[tuple[str, bytes | None, bytes | None, int | None]]) -> list[tuple[int, int]]: ...
+    async def send_all(self, records: list[Record]) -> list[tuple[int, int]]: ...
 
 
 @dataclass(slots=True)
@@ -270,9 +281,9 @@ class TableTransaction:
             store.pending[key] = (self.seal, value)
         self._update_cache()
 
-    async def commit(self, producer: Producer, outputs: list[tuple[str, bytes | None, bytes | None, int | None]],
-                     after: Awaitable[Any] | None = None) -> None:
-        """Steps 2-5 (module docstring); ``after``: the previous batch's commit, which step 4
+    async def commit(self, producer: Producer, outputs: list[Record], after: Awaitable[Any] | None = None,
+                     answers: list[list[Record]] = ()) -> None:
+        """Steps 2-6 (module docstring); ``after``: the previous batch's commit, which step 4
         waits for. Raises if the broker refuses anything: the caller must then stop without
         acknowledging the batch's input."""
         if self.seal is None:
@@ -283,6 +294,8 @@ class TableTransaction:
         positions = await producer.send_all(self.records)  # 4. changelog
         self._write_store(self.entries, positions)  # 5. store
         self._settle()
+        for group in answers:
+            await producer.send_all(group)  # 6. answers
 
     def _changelog(self) -> tuple[list[tuple[str, bytes, bytes | None, int]], list[tuple[int, bytes, bytes | None]]]:
         topic = self.store.changelog()

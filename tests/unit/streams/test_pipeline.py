@@ -44,6 +44,10 @@ def events(consumer: Consumer, *offsets: int) -> list[SimpleNamespace]:
     return made
 
 
+def unexpected(table: str) -> None:
+    raise AssertionError(f"a commit of {table} failed")
+
+
 def take_events_acks(batch: list[SimpleNamespace]) -> None:
     """What take_events does when the agent asks for the next batch."""
     for event in batch:
@@ -59,7 +63,7 @@ class Batch:
         self.store = SimpleNamespace(name="stock")
         self.release = asyncio.Event()
 
-    async def commit(self, producer, records, after=None) -> None:
+    async def commit(self, producer, records, after=None, answers=()) -> None:
         self.log.append(f"{self.name} outputs")
         if after is not None:
             await after
@@ -72,7 +76,7 @@ class Batch:
 def test_events_are_acknowledged_only_once_their_commit_is_done():
     async def main():
         consumer, stream, log = Consumer(), Stream(), []
-        pipeline = Pipeline(producer=None)
+        pipeline = Pipeline(producer=None, on_failure=unexpected)
         batch, tx = events(consumer, 0, 1, 2), Batch("b1", log)
         pipeline.submit(tx, [], stream, batch)
         take_events_acks(batch)  # the agent already asked for the next batch
@@ -88,7 +92,7 @@ def test_events_are_acknowledged_only_once_their_commit_is_done():
 def test_a_release_before_take_events_acks_leaves_the_last_ack_to_take_events():
     async def main():
         consumer, stream = Consumer(), Stream()
-        pipeline = Pipeline(producer=None)
+        pipeline = Pipeline(producer=None, on_failure=unexpected)
         batch, tx = events(consumer, 5), Batch("b1", [])
         tx.release.set()
         pipeline.submit(tx, [], stream, batch)
@@ -103,7 +107,7 @@ def test_a_release_before_take_events_acks_leaves_the_last_ack_to_take_events():
 def test_a_batch_s_changelog_waits_for_the_previous_commit_and_outputs_do_not():
     async def main():
         consumer, stream, log = Consumer(), Stream(), []
-        pipeline = Pipeline(producer=None)
+        pipeline = Pipeline(producer=None, on_failure=unexpected)
         first, second = Batch("b1", log), Batch("b2", log)
         pipeline.submit(first, [], stream, events(consumer, 0))
         pipeline.submit(second, [], stream, events(consumer, 1))
@@ -138,7 +142,7 @@ def test_a_failed_commit_stops_the_worker_and_acknowledges_nothing_after_it():
 def test_a_stopping_agent_waits_for_the_commits_in_flight():
     async def main():
         consumer, stream, log = Consumer(), Stream(), []
-        pipeline = Pipeline(producer=None)
+        pipeline = Pipeline(producer=None, on_failure=unexpected)
         tx, batch = Batch("b1", log), events(consumer, 0)
 
         async def agent():
@@ -165,7 +169,7 @@ def test_a_stopping_agent_waits_for_the_commits_in_flight():
 def test_at_most_limit_commits_are_in_flight():
     async def main():
         consumer, stream = Consumer(), Stream()
-        pipeline = Pipeline(producer=None, limit=1)
+        pipeline = Pipeline(producer=None, limit=1, on_failure=unexpected)
         batches = [Batch(f"b{i}", []) for i in range(3)]
         for i, tx in enumerate(batches[:2]):
             pipeline.submit(tx, [], stream, events(consumer, i))
