@@ -244,3 +244,39 @@ def test_the_largest_changelog_record_does_not_grow_with_open_reservations(tmp_p
         sizes.append(max(len(v or b"") for k, v in flow.changelog("stock") if not is_line_key(k)))
     assert head(flow, "HOT").open_reservations == 6_000
     assert sizes[2] <= sizes[0] + 16 and sizes[2] < 4_096, sizes
+
+
+def test_a_cancel_after_a_killed_batch_never_flips_the_decision(tmp_path):
+    """The stock keeper is killed after any record of its commit; the buyer cancels before it
+    restarts (on Apache Kafka a takeover takes seconds). The decisions of the order may repeat and
+    end RELEASED, but never go back to LOCKED after RELEASED: the keeper's answers leave only after
+    its changelog (streams/transaction.py step 6), so a killed batch's LOCKED is never out for the
+    desk to release before the replay answers again."""
+    reference = new_flow(tmp_path / "reference")
+    set_stock(reference, "A", 5)
+    reference.run()
+    place(reference, "o1", [("A", 1)])
+    reference.step(only="order_desk")
+    before = records_per_topic(reference)
+    reference.step(only="lock_stock_lines")
+    commit_records = sum((records_per_topic(reference) - before).values())
+    for k in range(commit_records):  # killed before its k-th record
+        flow = new_flow(tmp_path / f"k{k}")
+        set_stock(flow, "A", 5)
+        flow.run()
+        place(flow, "o1", [("A", 1)])
+        flow.step(only="order_desk")
+        flow.crash_during_next_commit("lock_stock_lines", k)
+        with pytest.raises(Crashed):
+            flow.step(only="lock_stock_lines")
+        flow.log.crash_after = None  # the desk lives on (another worker) while the keeper is down
+        event(flow, "o1", "CANCELLED")
+        while flow.step(only="order_desk"):
+            pass
+        flow.restart()
+        flow.run()
+        statuses = [d["status"] for d in flow.values(ORDERS_DECISIONS) if d["order_id"] == "o1"]
+        assert statuses and statuses[-1] == "RELEASED", (k, statuses)
+        assert "LOCKED" not in statuses[statuses.index("RELEASED"):], (k, statuses)  # never flipped back
+        us = head(flow, "A").regions["US"]
+        assert (us.locked, us.paid) == (0, 0), (k, us)  # released once, not twice, and not kept
