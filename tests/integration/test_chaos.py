@@ -28,20 +28,6 @@ def diagnosis(kafka, report: dict) -> str:
     return "\n" + order_trail(run, report["undecided_sample"]) + "\n" + json.dumps(chaos.get("consumers_when_stuck"))[:6000]
 
 
-def known_flip_on_apache(report: dict) -> None:
-    """An open bug, seen only on Apache Kafka so far (CI 2026-12-05, and 1 of 14 three-broker runs):
-    a chaos run whose every other check passes reports an order decided two ways. Recorded as an
-    expected failure with the report's evidence until it is found (docs/benchmarks.md, session 9);
-    any other failure still fails."""
-    if report.get("flipped", 0) == 0:
-        return
-    others_clean = (report.get("undecided") == 0 and report.get("oversold") == 0
-                    and report.get("chaos", {}).get("state_mismatches") == [] and not report.get("workers_died"))
-    if others_clean:
-        pytest.xfail(f"known open bug on Apache Kafka: {report['flipped']} flipped order(s); "
-                     f"sample {report.get('flipped_sample')}")
-
-
 @pytest.mark.timeout(600)  # slow CI machines: the run itself is bounded by its own timeout
 def test_chaos_run_loses_doubles_and_oversells_nothing(kafka, tmp_path):
     out = tmp_path / "chaos.json"
@@ -53,8 +39,6 @@ def test_chaos_run_loses_doubles_and_oversells_nothing(kafka, tmp_path):
         capture_output=True, text=True, timeout=420,
     )
     report = json.loads(out.read_text()) if out.exists() else {}
-    if not kafka.profile.embedded:
-        known_flip_on_apache(report)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:] + diagnosis(kafka, report)
     actions = [e["action"] for e in report["chaos"]["events"]]
     assert actions.count("kill") == 3 and actions.count("restart") == 3 and actions.count("producer-restart") == 1
