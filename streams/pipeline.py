@@ -14,9 +14,12 @@ What keeps that safe:
   batch's commit is done, so the consumer commits no offset past a batch whose effects are not
   all in Kafka. A rebalance waits for unacknowledged messages (Faust's ``stream_wait_empty``), so
   it waits for the commits in flight as it waited for the one batch before.
-- **The changelog in fold order.** Each commit's changelog send waits for the previous commit to
-  finish (``TableTransaction.commit``'s ``after``), so a partition's changelog and store follow the
-  order the batches were folded in, and the store never runs ahead of the changelog.
+- **The changelog in fold order.** Each commit's changelog send waits until the previous commit
+  has written its store (``TableTransaction.commit``'s ``after`` and ``stored``), so a partition's
+  changelog and store follow the order the batches were folded in, and the store never runs ahead
+  of the changelog. It does not wait for the previous commit's answers: an order's answers in two
+  batches (a lock, then its release) are produced in batch order anyway, since the release is
+  asked for only once the lock's answer was out.
 - **A failed commit stops the worker** at once (exit 70) without acknowledging anything: the
   batches in flight are replayed on restart, as after a kill.
 - **Bounded.** At most ``limit`` commits are in flight; the agent waits for the oldest beyond that.
@@ -46,6 +49,7 @@ class Pipeline:
         self.limit = limit
         self.on_failure = on_failure or stop_worker
         self.in_flight: deque[asyncio.Future] = deque()
+        self.stored: asyncio.Future | None = None  # the newest commit's step 5 (its store written)
 
     def submit(self, tx: TableTransaction, records: list, stream: Any, events: list, answers: list | None = None) -> None:
         """Commit ``tx`` (sealed here if it is not yet) with its output ``records`` and
@@ -55,18 +59,23 @@ class Pipeline:
             tx.seal_batch()
         for event in events:
             event.message.incref()
-        previous = self.in_flight[-1] if self.in_flight else None
-        commit = asyncio.ensure_future(self._commit(tx, records, answers, previous, stream, events))
+        previous, self.stored = self.stored, asyncio.get_running_loop().create_future()
+        commit = asyncio.ensure_future(self._commit(tx, records, answers, previous, self.stored, stream, events))
         self.in_flight.append(commit)
         commit.add_done_callback(self._done)
 
-    async def _commit(self, tx: TableTransaction, records: list, answers: list | None,
-                      previous: asyncio.Future | None, stream: Any, events: list) -> None:
+    async def _commit(self, tx: TableTransaction, records: list, answers: list | None, previous: asyncio.Future | None,
+                      stored: asyncio.Future, stream: Any, events: list) -> None:
         try:
-            await tx.commit(self.producer, records, after=previous, answers=answers)
+            await tx.commit(self.producer, records, after=previous, answers=answers or (), stored=stored)
         except asyncio.CancelledError:
+            if not stored.done():
+                stored.cancel()
             raise  # the worker is stopping: nothing acknowledged, the batch is replayed
-        except Exception:
+        except Exception as exc:
+            if not stored.done():
+                stored.set_exception(exc)  # the commits after it fail too, acknowledging nothing
+                stored.exception()  # retrieved: no "never retrieved" warning when none waits on it
             logger.critical("could not commit a batch of %s; stopping without acknowledging it", tx.store.name,
                             exc_info=True)
             self.on_failure(tx.store.name)

@@ -38,8 +38,9 @@ read as their ``before`` and written back before the partition's next batch
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import orjson
 
@@ -282,10 +283,10 @@ class TableTransaction:
         self._update_cache()
 
     async def commit(self, producer: Producer, outputs: list[Record], after: Awaitable[Any] | None = None,
-                     answers: list[list[Record]] = ()) -> None:
-        """Steps 2-6 (module docstring); ``after``: the previous batch's commit, which step 4
-        waits for. Raises if the broker refuses anything: the caller must then stop without
-        acknowledging the batch's input."""
+                     answers: Sequence[list[Record]] = (), stored: asyncio.Future | None = None) -> None:
+        """Steps 2-6 (module docstring); ``after``: the previous batch's step 5, which step 4 waits
+        for; ``stored`` is resolved once this batch's step 5 is done. Raises if the broker refuses
+        anything: the caller must then stop without acknowledging the batch's input."""
         if self.seal is None:
             self.seal_batch()  # 2. seal
         await producer.send_all(outputs)  # 3. outputs
@@ -294,6 +295,8 @@ class TableTransaction:
         positions = await producer.send_all(self.records)  # 4. changelog
         self._write_store(self.entries, positions)  # 5. store
         self._settle()
+        if stored is not None and not stored.done():
+            stored.set_result(None)
         for group in answers:
             await producer.send_all(group)  # 6. answers
 

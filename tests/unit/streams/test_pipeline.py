@@ -62,8 +62,10 @@ class Batch:
         self.seal = 1
         self.store = SimpleNamespace(name="stock")
         self.release = asyncio.Event()
+        self.answered = asyncio.Event()
+        self.answered.set()  # unless a test holds the answers back
 
-    async def commit(self, producer, records, after=None, answers=()) -> None:
+    async def commit(self, producer, records, after=None, answers=(), stored=None) -> None:
         self.log.append(f"{self.name} outputs")
         if after is not None:
             await after
@@ -71,6 +73,9 @@ class Batch:
         if self.fail:
             raise RuntimeError("broker refused the record")
         self.log.append(f"{self.name} changelog")
+        stored.set_result(None)
+        await self.answered.wait()
+        self.log.append(f"{self.name} answers")
 
 
 def test_events_are_acknowledged_only_once_their_commit_is_done():
@@ -116,7 +121,29 @@ def test_a_batch_s_changelog_waits_for_the_previous_commit_and_outputs_do_not():
         assert log == ["b1 outputs", "b2 outputs"]  # b2's outputs went; its changelog waits for b1
         first.release.set()
         await pipeline.drain()
-        assert log == ["b1 outputs", "b2 outputs", "b1 changelog", "b2 changelog"]
+        assert log == ["b1 outputs", "b2 outputs", "b1 changelog", "b1 answers", "b2 changelog", "b2 answers"]
+
+    asyncio.run(main())
+
+
+def test_a_batch_s_changelog_does_not_wait_for_the_previous_answers_and_its_events_do():
+    async def main():
+        consumer, stream, log = Consumer(), Stream(), []
+        pipeline = Pipeline(producer=None, on_failure=unexpected)
+        first, second = Batch("b1", log), Batch("b2", log)
+        first.answered.clear()
+        first_events = events(consumer, 0)
+        pipeline.submit(first, [], stream, first_events)
+        pipeline.submit(second, [], stream, events(consumer, 1))
+        take_events_acks(first_events)
+        first.release.set()
+        second.release.set()
+        await asyncio.sleep(0.01)
+        assert log.index("b1 changelog") < log.index("b2 changelog") < log.index("b2 answers")
+        assert "b1 answers" not in log and consumer.acked == []  # b1 still owes its answers (b2's event is still take_events')
+        first.answered.set()
+        await pipeline.drain()
+        assert consumer.acked == [0]
 
     asyncio.run(main())
 
@@ -161,7 +188,7 @@ def test_a_stopping_agent_waits_for_the_commits_in_flight():
         tx.release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert log == ["b1 outputs", "b1 changelog"] and consumer.acked == [0]
+        assert log == ["b1 outputs", "b1 changelog", "b1 answers"] and consumer.acked == [0]
 
     asyncio.run(main())
 
