@@ -157,7 +157,7 @@ LOCK_STOCK_LINES = Agent(
     table=STOCK_TABLE,
     outputs=(
         Output(topics.LOCK_RESULTS, "the answer (LOCKED or REJECTED) to every LOCK request, once the "
-               "batch's changelog and its decisions are acknowledged", after_changelog=2),
+               "batch's changelog is acknowledged", after_changelog=1),
         Output(topics.ORDERS_DECISIONS,
                "a single-SKU order's decision, from its one answer (two hops, not three), once the "
                "batch's changelog is acknowledged; a replayed answer announces nothing, the desk does",

@@ -17,9 +17,8 @@ broker has no transactions, so the order is the protocol):
   5. store      the local store (RocksDB) is written in one write batch per partition with its
                 persisted changelog offset (an offset that goes backwards is refused), and the
                 pending writes it covers are dropped;
-  6. answers    the records others act on (the stock keeper's decisions, then its lock results:
-                streams/topology.py ``after_changelog``) are sent and acknowledged, one group
-                after another.
+  6. answers    the records others act on (the stock keeper's decisions and lock results:
+                streams/topology.py ``after_changelog``) are sent and acknowledged.
 
 Sealing (2) is synchronous, so the next batch can be folded while this one's steps 3-6 wait on
 the broker (streams/pipeline.py): it reads the sealed values, never the half-staged ones, and its
@@ -28,8 +27,7 @@ changelog that names nothing the topics lack, and the replayed input finds the s
 batch and repeats it (same ids; consumers dedupe). Answers go after it: an answer is never out for
 a batch a kill lost, so no one acts on an answer the replay might give differently; a kill before
 they are all sent leaves the batch in the changelog, and the replay repeats its answers (a
-replayed lock result is not announced as a decision: the desk announces it, so a decision must be
-out before the result that tells the desk the keeper announced it). The changelog
+replayed lock result is not announced by the keeper: the desk repeats its decision). The changelog
 is the state of record and the store never runs ahead of it, so whichever worker recovers a
 partition rebuilds the same state. Line records newer than their head (a kill inside step 4) are
 read as their ``before`` and written back before the partition's next batch

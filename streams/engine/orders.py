@@ -194,8 +194,12 @@ def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: 
             step.requests = [_request(record, sku, "RELEASE", COMPENSATION)]
         if decided_by_stock_keeper(result) and record.decision is not None and \
                 single_line_decision(result)["status"] != record.decision["status"]:
-            # The keeper lost a batch it had announced (killed before its changelog) and answered
-            # the replay afresh, after the desk had moved on: the desk's decision must be the last.
+            # The keeper lost a batch it had announced and answered the replay afresh, after the
+            # desk had moved on: the desk's decision must be the last.
+            step.decisions = [record.decision]
+        elif not decided_by_stock_keeper(result) and record.decision is not None and record.sku_count == 1:
+            # A replayed answer: the keeper's own announcement of this order may not have left
+            # with it (a kill between its answers), so the desk repeats its latest decision.
             step.decisions = [record.decision]
         return step
     record.skus.setdefault(sku, result["qty"])

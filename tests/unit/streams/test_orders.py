@@ -180,8 +180,21 @@ def test_an_announced_answer_the_desk_overtook_is_followed_by_the_desks_decision
     step = on_line_result(record, stale, CATALOG, T0 + 60)
     assert actions(step) == [("A", "RELEASE", COMPENSATION)] and not step.changed
     assert step.decisions == [record.decision] and record.decision["status"] == RELEASED
-    step = on_line_result(record, {**stale, "announced": False}, CATALOG, T0 + 61)  # the desk's own: no repeat
-    assert step.decisions == []
+    step = on_line_result(record, {**stale, "announced": False}, CATALOG, T0 + 61)
+    assert step.decisions == [record.decision]  # a replayed answer: the desk repeats its latest decision
+
+
+def test_a_replayed_answer_repeats_a_single_sku_decision_the_keeper_may_not_have_announced():
+    """The keeper's decision and its lock result leave in one send after its changelog; killed
+    between them, the result may be out without the decision. The replayed answer is not
+    announced by the keeper, so the desk repeats the decision it recorded (a multi-SKU order's
+    decision is the desk's own and already out)."""
+    record = locked_order(("A", 1))
+    request = {"order_id": "o1", "sku": "A", "qty": 1, "sku_count": 1, "channel": "tiktok-us", "placed_at": T0}
+    step = on_line_result(record, {**answer(request), "announced": False}, CATALOG, T0 + 70)
+    assert [d["status"] for d in step.decisions] == [LOCKED] and not step.changed and not step.requests
+    multi = locked_order(("A", 1), ("B", 2))
+    assert on_line_result(multi, {**answer(request), "sku_count": 2, "announced": False}, CATALOG, T0 + 70).decisions == []
 
 
 def test_answer_overtaking_its_order_starts_the_record():
