@@ -179,9 +179,10 @@ def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog:
     if action != "LOCK":
         raise ValueError(f"unknown lock action {action!r}")
     state, outcome, alerts = lock_order_line(state, request, catalog, now)
-    # A single-SKU order is decided by this answer; a replayed answer was announced the first
-    # time (outputs are acknowledged before the state naming them) and may since have been
-    # overtaken by a release, so only a fresh one is announced here.
+    # A single-SKU order is decided by this answer; only a fresh one is announced here. A replayed
+    # answer may since have been overtaken by a release: the desk, which knows, repeats the order's
+    # latest decision instead (orders.on_line_result), also when a kill between the keeper's
+    # changelog and its answers kept the first announcement from leaving.
     announced = request["sku_count"] == 1 and not outcome.replayed
     return state, {
         "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": outcome.status,
