@@ -1,9 +1,10 @@
 """Agents: move records between Kafka and the pure folds of streams/folds.py, one batch at a time.
 
 Each agent takes a batch of events, decodes each (or dead-letters it), runs it through its fold
-inside the batch's table transaction, and commits the batch by the protocol of
-streams/transaction.py: outputs, then changelog, then the local store, then the cache. Only then
-may Faust acknowledge the batch's events. streams/topology.py declares which topics each agent
+inside the batch's table transaction, seals it, and hands its commit (streams/transaction.py:
+effects, then changelog, then the local store, then answers) to the pipeline of
+streams/pipeline.py while it takes the next batch. Only once the commit is done may Faust
+acknowledge the batch's events. streams/topology.py declares which topics each agent
 reads and writes, and docs/topology.md draws it.
 
 After a crash the changelog may be ahead of the committed input offset; the replayed input then
@@ -14,9 +15,7 @@ the same ids; consumers dedupe on them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from typing import Iterator
 
 import faust
@@ -34,8 +33,8 @@ from streams.engine import orders as desk
 from streams.engine.state import SkuState
 from streams.envelopes import pack, unpack
 from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, due_timer, fold_order, fold_stock
-from streams.tables import assignment_epoch, table_value
 from streams.pipeline import Pipeline
+from streams.tables import assignment_epoch, table_value
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
 
@@ -108,7 +107,7 @@ class Handler:
         commit handed to the pipeline while the next batch is taken (streams/pipeline.py). The
         topology names the outputs that are answers, sent after the changelog."""
         pipeline = Pipeline(self.producer)
-        phase_of = {self.names[spec]: n for n, specs in enumerate(TOPOLOGY.agent(agent).answers) for spec in specs}
+        answer_topics = TOPOLOGY.agent(agent).answers
         try:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
                 epoch = assignment_epoch(self.app)
@@ -117,12 +116,9 @@ class Handler:
                 store.sync(epoch)
                 tx = store.begin(now_ms())
                 result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
-                records: list[Record] = []
-                answers: list[list[Record]] = [[] for _ in range(len(set(phase_of.values())))]
-                for output in pack(result.outputs, self.partition_of):
-                    record = self.encode(output)
-                    phase = phase_of.get(record[0])
-                    (records if phase is None else answers[phase]).append(record)
+                packed = pack(result.outputs, self.partition_of)
+                records = [self.encode(o) for o in packed if o.topic not in answer_topics]
+                answers = [self.encode(o) for o in packed if o.topic in answer_topics]
                 records += [self.dead_record(event, problem) for event, problem in result.dead]
                 pipeline.submit(tx, records, stream, events, answers)
                 self.metrics.count_batch(store.name, len(events), result.outputs, (p for _, p in result.dead))

@@ -223,10 +223,9 @@ class MemoryFlow:
                  for line in self._lines(partition, offset, value)]
         result = run_batch(tx, items, agent.fold, self.catalog, self.clock, agent.finish(self))
         outputs = pack(result.outputs, lambda topic, key: self.log.partition_of(key.encode()))
-        phases = TOPOLOGY.agent(agent.name).answers
-        answered = {topic for phase in phases for topic in phase}
-        records = [self._record(o) for o in outputs if o.topic not in answered]
-        answers = [[self._record(o) for o in outputs if o.topic in phase] for phase in phases]
+        answer_topics = TOPOLOGY.agent(agent.name).answers
+        records = [self._record(o) for o in outputs if o.topic not in answer_topics]
+        answers = [self._record(o) for o in outputs if o.topic in answer_topics]
         for (topic, offset, key, _), problem in result.dead:
             dead = {"source_topic": topic, "offset": offset, "reason": problem.reason, "error_type": problem.error_type}
             records.append((DEADLETTER.suffix, key, ("DeadLetter", dead), None))

@@ -36,10 +36,10 @@ class Table:
 class Output:
     topic: TopicSpec
     when: str
-    # 0: sent before the batch's changelog. n > 0: an answer others act on, sent only once the
-    # changelog is acknowledged (streams/transaction.py, step 6), in the n-th acknowledged send
-    # after it, so no answer of a batch a kill lost is ever out to be contradicted.
-    after_changelog: int = 0
+    # An answer others act on: sent only once the batch's changelog is acknowledged
+    # (streams/transaction.py, step 6), so no answer of a batch a kill lost is ever out to be
+    # contradicted. Otherwise an effect, sent before the changelog.
+    after_changelog: bool = False
 
     @property
     def key(self) -> str:
@@ -59,11 +59,9 @@ class Agent:
         return tuple(output.topic for output in self.outputs)
 
     @property
-    def answers(self) -> tuple[tuple[TopicSpec, ...], ...]:
-        """The outputs sent after the batch's changelog, one acknowledged send after another
-        (``Output.after_changelog``)."""
-        phases = sorted({output.after_changelog for output in self.outputs if output.after_changelog})
-        return tuple(tuple(o.topic for o in self.outputs if o.after_changelog == phase) for phase in phases)
+    def answers(self) -> frozenset[TopicSpec]:
+        """The topics of the outputs sent after the batch's changelog (``Output.after_changelog``)."""
+        return frozenset(output.topic for output in self.outputs if output.after_changelog)
 
 
 @dataclass(frozen=True)
@@ -157,11 +155,11 @@ LOCK_STOCK_LINES = Agent(
     table=STOCK_TABLE,
     outputs=(
         Output(topics.LOCK_RESULTS, "the answer (LOCKED or REJECTED) to every LOCK request, once the "
-               "batch's changelog is acknowledged", after_changelog=1),
+               "batch's changelog is acknowledged", after_changelog=True),
         Output(topics.ORDERS_DECISIONS,
                "a single-SKU order's decision, from its one answer (two hops, not three), once the "
                "batch's changelog is acknowledged; a replayed answer announces nothing, the desk does",
-               after_changelog=1),
+               after_changelog=True),
         Output(topics.INVENTORY_ALERTS,
                "each automatic move and threshold crossing; purchase limits and pauses set by "
                "an operator"),

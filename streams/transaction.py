@@ -10,8 +10,8 @@ broker has no transactions, so the order is the protocol):
                 encoded records to the store's pending writes, until step 5 writes them;
   3. outputs    the batch's records for other topics are sent and acknowledged: its effects
                 (audit, alerts, channel stock, requests), never its answers;
-  4. changelog  once the previous batch's commit is done, the sealed changelog records are sent and
-                acknowledged: per partition, a SKU's line records before its head, so the head
+  4. changelog  once the previous batch's store is written (its step 5), the sealed changelog
+                records are sent and acknowledged: per partition, a SKU's line records before its head, so the head
                 (which carries the batch's version) is the commit point of everything the batch
                 changed for that SKU;
   5. store      the local store (RocksDB) is written in one write batch per partition with its
@@ -267,7 +267,7 @@ class TableTransaction:
                 forgotten += 1
         return forgotten
 
-    # -- 2. seal, 3-5. commit ---------------------------------------------------------------------
+    # -- 2. seal, 3-6. commit ---------------------------------------------------------------------
 
     def seal_batch(self) -> None:
         """Step 2 (module docstring): from here on, the next batch reads what this one staged."""
@@ -281,7 +281,7 @@ class TableTransaction:
         self._update_cache()
 
     async def commit(self, producer: Producer, outputs: list[Record], after: Awaitable[Any] | None = None,
-                     answers: Sequence[list[Record]] = (), stored: asyncio.Future | None = None) -> None:
+                     answers: Sequence[Record] = (), stored: asyncio.Future | None = None) -> None:
         """Steps 2-6 (module docstring); ``after``: the previous batch's step 5, which step 4 waits
         for; ``stored`` is resolved once this batch's step 5 is done. Raises if the broker refuses
         anything: the caller must then stop without acknowledging the batch's input."""
@@ -295,8 +295,8 @@ class TableTransaction:
         self._settle()
         if stored is not None and not stored.done():
             stored.set_result(None)
-        for group in answers:
-            await producer.send_all(group)  # 6. answers
+        if answers:
+            await producer.send_all(list(answers))  # 6. answers
 
     def _changelog(self) -> tuple[list[tuple[str, bytes, bytes | None, int]], list[tuple[int, bytes, bytes | None]]]:
         topic = self.store.changelog()

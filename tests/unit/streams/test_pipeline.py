@@ -109,13 +109,21 @@ def test_a_release_before_take_events_acks_leaves_the_last_ack_to_take_events():
     asyncio.run(main())
 
 
+def two_batches(on_failure=None, fail_first: bool = False):
+    """Two batches submitted one after the other, neither released yet: (consumer, pipeline, log,
+    the batches, their events)."""
+    consumer, stream, log = Consumer(), Stream(), []
+    pipeline = Pipeline(producer=None, on_failure=on_failure or unexpected)
+    batches = Batch("b1", log, fail=fail_first), Batch("b2", log)
+    batch_events = events(consumer, 0), events(consumer, 1)
+    for tx, its_events in zip(batches, batch_events):
+        pipeline.submit(tx, [], stream, its_events)
+    return consumer, pipeline, log, batches, batch_events
+
+
 def test_a_batch_s_changelog_waits_for_the_previous_commit_and_outputs_do_not():
     async def main():
-        consumer, stream, log = Consumer(), Stream(), []
-        pipeline = Pipeline(producer=None, on_failure=unexpected)
-        first, second = Batch("b1", log), Batch("b2", log)
-        pipeline.submit(first, [], stream, events(consumer, 0))
-        pipeline.submit(second, [], stream, events(consumer, 1))
+        _, pipeline, log, (first, second), _ = two_batches()
         second.release.set()
         await asyncio.sleep(0.01)
         assert log == ["b1 outputs", "b2 outputs"]  # b2's outputs went; its changelog waits for b1
@@ -128,13 +136,8 @@ def test_a_batch_s_changelog_waits_for_the_previous_commit_and_outputs_do_not():
 
 def test_a_batch_s_changelog_does_not_wait_for_the_previous_answers_and_its_events_do():
     async def main():
-        consumer, stream, log = Consumer(), Stream(), []
-        pipeline = Pipeline(producer=None, on_failure=unexpected)
-        first, second = Batch("b1", log), Batch("b2", log)
+        consumer, pipeline, log, (first, second), (first_events, _) = two_batches()
         first.answered.clear()
-        first_events = events(consumer, 0)
-        pipeline.submit(first, [], stream, first_events)
-        pipeline.submit(second, [], stream, events(consumer, 1))
         take_events_acks(first_events)
         first.release.set()
         second.release.set()
@@ -150,12 +153,9 @@ def test_a_batch_s_changelog_does_not_wait_for_the_previous_answers_and_its_even
 
 def test_a_failed_commit_stops_the_worker_and_acknowledges_nothing_after_it():
     async def main():
-        consumer, stream, log, failures = Consumer(), Stream(), [], []
-        pipeline = Pipeline(producer=None, on_failure=failures.append)
-        first, second = Batch("b1", log, fail=True), Batch("b2", log)
-        first_events, second_events = events(consumer, 0), events(consumer, 1)
-        pipeline.submit(first, [], stream, first_events)
-        pipeline.submit(second, [], stream, second_events)
+        failures = []
+        consumer, pipeline, log, (first, second), (first_events, second_events) = two_batches(
+            on_failure=failures.append, fail_first=True)
         take_events_acks(first_events + second_events)
         first.release.set()
         second.release.set()
