@@ -28,6 +28,8 @@ import fastavro
 from fastavro.schema import fingerprint as _fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
+from lockstock.avro_reader import compile_reader
+from lockstock.avro_writer import compile_writer
 from lockstock.errors import CodecError, SchemaError, WrongRecordError
 from schemas import NAMESPACE, SCHEMA_DIR
 
@@ -36,6 +38,7 @@ PUBLISHED = "published"  # schemas/published/: earlier versions of records, for 
 CONFLUENT_MAGIC = b"\x00"
 _HEADER = struct.Struct("<Q")
 _REGISTRY_HEADER = struct.Struct(">bI")
+_ENCODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class SchemaSet:
         self.expanded: dict[str, dict] = {n: _inline(raw[n], raw, set()) for n in self.records}
         self.parsed = {n: fastavro.parse_schema(self.expanded[n]) for n in self.records}
         self.readable = {n: fastavro.parse_schema(_strip_logical_types(self.expanded[n])) for n in self.records}
+        self.writers = {n: compile_writer(self.expanded[n]) for n in self.records}  # fastavro's bytes, faster
+        self.readers = {n: compile_reader(self.expanded[n]) for n in self.records}  # fastavro's values, faster
         self.canonical = {n: to_parsing_canonical_form(self.parsed[n]) for n in self.records}
         # fastavro's hex string is already the little-endian byte order the header carries
         # (checked against the spec's reference algorithm in tests/unit/test_codec.py).
@@ -203,14 +208,31 @@ class AvroCodec:
 
     def __init__(self, schemas: SchemaSet | None = None) -> None:
         self.schemas = schemas or SchemaSet()
+        self._wanted: dict[tuple[str, ...], frozenset[str]] = {}  # decode_as's records, resolved
 
     def _body(self, full: str, value: Mapping[str, Any]) -> bytes:
+        try:
+            return self.schemas.writers[full](value)
+        except _ENCODE_ERRORS:
+            pass  # fastavro decides what the compiled writer refused: the same bytes, or the error
         out = io.BytesIO()
         try:
             fastavro.schemaless_writer(out, self.schemas.parsed[full], value)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error) as exc:
+        except _ENCODE_ERRORS as exc:
             raise CodecError(f"cannot encode {full.rsplit('.', 1)[-1]}: {exc}") from None
         return out.getvalue()
+
+    def _read_current(self, full: str, payload: bytes, start: int) -> dict[str, Any]:
+        """A body written with the current schema of ``full``, from ``start`` of ``payload``."""
+        data = payload if type(payload) is bytes else bytes(payload)
+        try:
+            value, end = self.schemas.readers[full](data, start)
+        except Exception:  # noqa: BLE001 - fastavro below decides what the compiled reader refused
+            pass
+        else:
+            if end == len(data):
+                return value
+        return self._read(full, memoryview(data)[start:])
 
     def _read(self, full: str, body: memoryview | bytes, writer: Any = None) -> dict[str, Any]:
         stream = io.BytesIO(body)
@@ -233,7 +255,9 @@ class AvroCodec:
     def decode_as(self, payload: bytes | None, *records: str, topic: str | None = None) -> Decoded:
         """Decode and require one of ``records``; anything else is a CodecError (-> dead letter)."""
         decoded = self.decode(payload, topic=topic)
-        wanted = {self.schemas.resolve(r) for r in records}
+        wanted = self._wanted.get(records)
+        if wanted is None:
+            wanted = self._wanted[records] = frozenset(self.schemas.resolve(r) for r in records)
         if decoded.schema not in wanted:
             raise WrongRecordError(
                 f"expected {' or '.join(sorted(r.rsplit('.', 1)[-1] for r in wanted))}, got {decoded.name}"
@@ -260,7 +284,7 @@ class SingleObjectCodec(AvroCodec):
         header = bytes(payload[:10])
         full = self.schemas.by_header.get(header)
         if full is not None:
-            return Decoded(full, self._read(full, memoryview(payload)[10:]))
+            return Decoded(full, self._read_current(full, payload, 10))
         if header in self.schemas.superseded:
             full, writer = self.schemas.superseded[header]
             return Decoded(full, self._read(full, memoryview(payload)[10:], writer))

@@ -1,0 +1,244 @@
+"""Avro binary encoders compiled from lockstock's record schemas, byte for byte what fastavro writes.
+
+fastavro's ``schemaless_writer`` interprets the schema on every call: it looks up each field's
+type by name, validates every union branch and runs logical-type hooks. On the lock path that
+was the worker's largest single cost (docs/benchmarks.md). Here each record schema becomes one Python function, generated once, that
+writes the fields in order with nothing left to look up. The output is the same bytes:
+``tests/unit/test_avro_writer.py`` checks every record against fastavro, on examples and on
+generated values. Where it is stricter (fastavro truncates a float given for an int; this
+raises), the codec hands the value to fastavro, whose bytes or error stand
+(``lockstock.codec.AvroCodec._body``), so callers see fastavro's behaviour, only faster.
+
+Reading stays with fastavro (it also resolves older writer schemas).
+
+Supported: every Avro type except unions of more than one non-null branch, which lockstock's
+schemas do not use; ``compile_writer`` raises ``SchemaError`` on one rather than guess.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from typing import Any, Callable, Mapping
+
+from lockstock.errors import SchemaError
+
+Writer = Callable[[Mapping[str, Any]], bytes]
+
+_SMALL = [bytes([n]) for n in range(0x80)]  # the varint of a zigzag value below 128: one byte
+# Larger values repeat: a batch's records share their timestamp, a SKU's balances move slowly.
+_RECENT: dict[int, bytes] = {}
+_RECENT_MAX = 4096
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+_FLOAT = struct.Struct("<f").pack
+_DOUBLE = struct.Struct("<d").pack
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def varint(n: int) -> bytes:
+    """An Avro int or long: zigzag, then base-128 little-endian groups."""
+    z = (n << 1) ^ (n >> 63)
+    if 0 <= z < 0x80:
+        return _SMALL[z]
+    try:
+        return _RECENT[n]
+    except (KeyError, TypeError):  # TypeError: unhashable, refused below
+        pass
+    if not _LONG_MIN <= n <= _LONG_MAX:
+        raise OverflowError(f"{n} does not fit an Avro long")
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    if len(_RECENT) >= _RECENT_MAX:
+        _RECENT.clear()
+    encoded = _RECENT[n] = bytes(out)
+    return encoded
+
+
+def timestamp_millis(value: Any) -> bytes:
+    """A ``timestamp-millis`` long: lockstock passes ints; a datetime is converted as fastavro does."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        delta = value - _EPOCH
+        value = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    return varint(value)
+
+
+def string(value: str) -> bytes:
+    data = value.encode()
+    return varint(len(data)) + data
+
+
+def raw_bytes(value: bytes | bytearray | memoryview) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    data = bytes(value)
+    return varint(len(data)) + data
+
+
+def fixed(value: bytes, size: int) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != size:
+        raise ValueError(f"expected {size} bytes for a fixed, got {value!r}")
+    return bytes(value)
+
+
+def boolean(value: Any) -> bytes:
+    return b"\x01" if value else b"\x00"
+
+
+_HELPERS = {
+    "varint": varint, "timestamp_millis": timestamp_millis, "string": string, "raw_bytes": raw_bytes,
+    "fixed": fixed, "boolean": boolean, "SMALL": _SMALL, "MISSING": object(), "FLOAT": _FLOAT, "DOUBLE": _DOUBLE,
+}
+_PRIMITIVE_CALLS = {
+    "int": "varint", "long": "varint", "string": "string", "bytes": "raw_bytes", "boolean": "boolean",
+    "float": "FLOAT", "double": "DOUBLE",
+}
+
+
+class _Compiler:
+    """Generates one function per named record, each appending its bytes to ``out``."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, str] = {}  # record full name -> function name
+        self.sources: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self.named: dict[str, Any] = {}  # full name -> schema (enums, fixed, records)
+        self.counter = 0
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    def constant(self, value: Any) -> str:
+        name = self.fresh("K")
+        self.constants[name] = value
+        return name
+
+    def record(self, schema: dict, namespace: str | None) -> str:
+        full = _full(schema["name"], schema.get("namespace", namespace))
+        if full in self.functions:
+            return self.functions[full]
+        function = self.functions[full] = self.fresh("record")
+        self.named[full] = schema
+        inner = full.rpartition(".")[0] or None
+        lines = [f"def {function}(v, out):", "    get = v.get"]  # out: the parts list's append
+        for field in schema.get("fields", []):
+            value = self.fresh("f")
+            if "default" in field or _nullable(field["type"]):
+                lines.append(f"    {value} = get({field['name']!r}, {self.constant(field.get('default'))})")
+            else:
+                lines.append(f"    {value} = get({field['name']!r}, MISSING)")
+                lines.append(f"    if {value} is MISSING: raise ValueError({'no value and no default for ' + field['name']!r})")
+            lines.extend(self.write(field["type"], value, inner, indent=1))
+        self.sources.append("\n".join(lines))
+        return function
+
+    def write(self, schema: Any, value: str, namespace: str | None, indent: int) -> list[str]:
+        """Lines (at ``indent``) that append the encoding of expression ``value`` to ``out``."""
+        pad = "    " * indent
+        if isinstance(schema, str):
+            if schema == "null":
+                return [f"{pad}if {value} is not None: raise ValueError('expected null, got %r' % ({value},))"]
+            if schema in ("int", "long"):  # the one-byte case inline: most counts and sequence numbers
+                z = self.fresh("z")
+                return [f"{pad}{z} = ({value} << 1) ^ ({value} >> 63)",
+                        f"{pad}out(SMALL[{z}] if 0 <= {z} < 128 else varint({value}))"]
+            if schema == "string":
+                data, size = self.fresh("d"), self.fresh("n")
+                return [f"{pad}{data} = {value}.encode()", f"{pad}{size} = len({data})",
+                        f"{pad}out(SMALL[{size} << 1] if {size} < 64 else varint({size}))", f"{pad}out({data})"]
+            if schema in ("float", "double"):  # as fastavro: float() first, so "NaN" is a float
+                return [f"{pad}out({_PRIMITIVE_CALLS[schema]}(float({value})))"]
+            if schema in _PRIMITIVE_CALLS:
+                return [f"{pad}out({_PRIMITIVE_CALLS[schema]}({value}))"]
+            full = _full(schema, namespace)
+            if full not in self.named:
+                raise SchemaError(f"unknown Avro type {schema!r}")
+            return self.write(self.named[full], value, namespace, indent)
+        if isinstance(schema, list):
+            return self.union(schema, value, namespace, indent)
+        kind = schema.get("type")
+        if kind == "record":
+            return [f"{pad}{self.record(schema, namespace)}({value}, out)"]
+        if kind == "enum":
+            full = _full(schema["name"], schema.get("namespace", namespace))
+            self.named[full] = schema
+            indexes = self.constant({symbol: varint(i) for i, symbol in enumerate(schema["symbols"])})
+            return [f"{pad}out({indexes}[{value}])"]
+        if kind == "fixed":
+            full = _full(schema["name"], schema.get("namespace", namespace))
+            self.named[full] = schema
+            return [f"{pad}out(fixed({value}, {int(schema['size'])}))"]
+        if kind == "array":
+            item = self.fresh("i")
+            return [
+                f"{pad}if {value}:",
+                f"{pad}    out(varint(len({value})))",
+                f"{pad}    for {item} in {value}:",
+                *self.write(schema["items"], item, namespace, indent + 2),
+                f"{pad}out(b'\\x00')",
+            ]
+        if kind == "map":
+            key, item = self.fresh("k"), self.fresh("i")
+            return [
+                f"{pad}if {value}:",
+                f"{pad}    out(varint(len({value})))",
+                f"{pad}    for {key}, {item} in {value}.items():",
+                f"{pad}        out(string({key}))",
+                *self.write(schema["values"], item, namespace, indent + 2),
+                f"{pad}out(b'\\x00')",
+            ]
+        if schema.get("logicalType") == "timestamp-millis" and kind == "long":
+            return [f"{pad}out(timestamp_millis({value}))"]
+        if isinstance(kind, (str, list, dict)):
+            return self.write(kind, value, namespace, indent)  # {"type": "long", ...} and the like
+        raise SchemaError(f"cannot compile Avro schema {schema!r}")
+
+    def union(self, branches: list, value: str, namespace: str | None, indent: int) -> list[str]:
+        pad = "    " * indent
+        others = [i for i, b in enumerate(branches) if b != "null"]
+        nulls = [i for i, b in enumerate(branches) if b == "null"]
+        if len(others) > 1 or len(nulls) > 1:
+            raise SchemaError(f"unions of more than one non-null branch are not compiled: {branches!r}")
+        if not nulls:
+            return [f"{pad}out({varint(others[0])!r})", *self.write(branches[others[0]], value, namespace, indent)]
+        if not others:
+            return self.write("null", value, namespace, indent)
+        return [
+            f"{pad}if {value} is None:",
+            f"{pad}    out({varint(nulls[0])!r})",
+            f"{pad}else:",
+            f"{pad}    out({varint(others[0])!r})",
+            *self.write(branches[others[0]], value, namespace, indent + 1),
+        ]
+
+
+def _nullable(schema: Any) -> bool:
+    return schema == "null" or (isinstance(schema, list) and "null" in schema)
+
+
+def _full(name: str, namespace: str | None) -> str:
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def compile_writer(schema: dict) -> Writer:
+    """The encoder of a record ``schema`` (self-contained JSON, as ``SchemaSet.expanded``)."""
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise SchemaError("compile_writer takes a record schema")
+    compiler = _Compiler()
+    top = compiler.record(schema, None)
+    source = "\n\n".join(compiler.sources) + (
+        f"\n\ndef encode(v):\n    parts = []\n    {top}(v, parts.append)\n    return b''.join(parts)\n"
+    )
+    namespace: dict[str, Any] = {**_HELPERS, **compiler.constants}
+    exec(compile(source, f"<avro writer {schema.get('name')}>", "exec"), namespace)  # noqa: S102 - our own schemas
+    encode = namespace["encode"]
+    encode.__avro_source__ = source
+    return encode
+
+
+__all__ = ["Writer", "compile_writer", "varint"]
