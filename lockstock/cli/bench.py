@@ -27,6 +27,7 @@ from lockstock.cli.options import echo_table, settings_options
 from lockstock.errors import BrokerError, SettingsError
 from lockstock.kafka import Kafka, kafka_for
 from lockstock.load.deaths import PoolWatch, Watch, Watchdog, death_lines, external_watches
+from lockstock.load.codecbench import codec_row
 from lockstock.load.faustfloor import faust_floor
 from lockstock.load.hotsku import hot_row, largest_changelog_record
 from lockstock.load.passthrough import passthrough
@@ -120,6 +121,8 @@ def bench(settings: Settings, workers: str, orders: str, rates: str, rate_second
         click.echo("(d) Faust's floor: one agent receiving batches and doing nothing ...")
         floor = faust_floor(kafka, progress=click.echo)
         figures["faust_floor"] = floor
+        click.echo("(f) the codec: each record of the lock path, compiled and with fastavro ...")
+        figures["codec"] = codec_row(kafka.codec)
     figures.update(_summary(figures, ceiling, floor))
     _print(figures)
     if json_path:
@@ -217,6 +220,9 @@ def _print(figures: dict[str, Any]) -> None:
     rows.append({"figure": "largest stock changelog record (bytes)",
                  "value": f"{record['bytes']} (key {record['key']}, of {record['records']} records)" if "bytes" in record
                  else record["error"]})
+    rows += [{"figure": f"codec {record} encode / decode us", "value": f"{c['encode_us']} / {c['decode_us']} "
+              f"(fastavro {c['encode_fastavro_us']} / {c['decode_fastavro_us']}){'' if c['compiled'] else ', not compiled'}"}
+             for record, c in figures.get("codec", {}).items()]
     rows += [{"figure": k, "value": figures[k]} for k in ("oversold", "undecided", "broker", "cpu", "workers")]
     died = figures["workers_died"]
     rows.append({"figure": "workers died", "value": len(died) or "none"})

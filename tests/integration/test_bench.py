@@ -55,3 +55,7 @@ def test_bench_writes_every_figure_from_a_real_run(kafka, tmp_path):
     assert 10 < rss < 100_000
     assert "fill " in result.stdout and "open reservations" in result.stdout  # progress while filling
     assert "hot SKU pipeline_per_s" in result.stdout and "largest stock changelog record" in result.stdout
+    codec = figures["codec"]
+    assert set(codec) == {"OrderPlaced", "LineLockRequests", "LineLockResults", "OrderDecision", "AuditRecord", "ChannelStock"}
+    assert all(v > 0 for figures_of in codec.values() for k, v in figures_of.items() if k.endswith("_us"))
+    assert "codec AuditRecord encode / decode us" in result.stdout
