@@ -86,7 +86,7 @@ from connectors.base import (
 from connectors.config import section
 from connectors.payload import is_whole, iso_epoch_ms, required_text, utf8_json_object
 from lockstock.catalog import Catalog, Channel
-from lockstock.errors import SettingsError
+from lockstock.errors import LockstockError, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class NotificationSource(ABC):
         return None
 
 
-class SqsError(Exception):
+class SqsError(LockstockError):
     """SQS answered with an error or something unreadable (a transport error: retried)."""
 
 

@@ -15,16 +15,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lockstock.errors import BrokerError
 from lockstock.kafka import Kafka
-from lockstock.topics import TABLES
+from lockstock.topics import changelog_topic  # noqa: F401 - also read from here
 from streams.engine.state import SkuState
 from streams.lines import is_line_key, resolve
 
 READ_TIMEOUT_S = 60.0
-
-
-def changelog_topic(app_id: str, table: str) -> str:
-    assert table in TABLES, f"unknown table {table}"
-    return f"{app_id}-{table}-changelog"
 
 
 def decode_table_record(key: bytes | None, value: bytes | None) -> tuple[str, Any]:

@@ -119,6 +119,14 @@ class Topics:
         return self._by_name[name]
 
 
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic of one of the engine's tables, named as Faust names it (the one
+    place that spells it)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; the engine's tables: {', '.join(TABLES)}")
+    return f"{app_id}-{table}-changelog"
+
+
 def changelog_topics(app_id: str) -> dict[str, TopicSpec]:
     """Faust's changelog topic per table and the registry topic it is co-partitioned with."""
-    return {f"{app_id}-{table}-changelog": source for table, source in TABLES.items()}
+    return {changelog_topic(app_id, table): source for table, source in TABLES.items()}

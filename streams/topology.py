@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from lockstock import topics
-from lockstock.topics import TopicSpec
+from lockstock.topics import TopicSpec, changelog_topic
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ class Table:
     holds: str
 
     def changelog(self, app_id: str) -> str:
-        # Faust's naming, as lockstock.topics.changelog_topics spells it.
-        return f"{app_id}-{self.name}-changelog"
+        return changelog_topic(app_id, self.name)
 
 
 @dataclass(frozen=True)

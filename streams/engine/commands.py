@@ -10,12 +10,13 @@ import math
 from typing import Any
 
 from lockstock.catalog import Catalog, proportional_split
+from lockstock.errors import LockstockError
 from streams.engine import automation
 from streams.engine.automation import FLEX, alert
 from streams.engine.state import SkuState
 
 
-class CommandError(ValueError):
+class CommandError(LockstockError, ValueError):
     """The command is well formed but cannot apply to this SKU's state."""
 
 

@@ -17,6 +17,7 @@ from confluent_kafka import TopicPartition
 
 from lockstock.broker.profile import KAFKA
 from lockstock.client import LockstockClient as Client
+from lockstock.topics import changelog_topic
 from lockstock.watch import TopicWatcher
 from tests.integration.trail import order_trail
 
@@ -86,7 +87,7 @@ def test_worker_killed_after_batched_writes_recovers_every_table_value_exactly(b
     assert settled_snapshot(worker, expected) == expected
 
     consumer = kafka.consumer()
-    partitions = [TopicPartition(f"{kafka.settings.app_id}-{table}-changelog", p)
+    partitions = [TopicPartition(changelog_topic(kafka.settings.app_id, table), p)
                   for table in ("stock", "orders") for p in range(kafka.settings.partitions)]
     true_ends = kafka.end_offsets(consumer, partitions)
     if kafka.profile.embedded:

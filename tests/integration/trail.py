@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from lockstock.kafka import Kafka
+from lockstock.topics import changelog_topic
 from streams.envelopes import unpack
 
 TRAIL_TOPICS = ("orders_placed", "lock_requests", "lock_results", "orders_decisions")
@@ -17,7 +18,7 @@ def order_trail(kafka: Kafka, order_ids: Iterable[str], limit: int = 5) -> str:
     if not wanted:
         return ""
     topics = [getattr(kafka.topics, name) for name in TRAIL_TOPICS]
-    changelog = f"{kafka.settings.app_id}-orders-changelog"
+    changelog = changelog_topic(kafka.settings.app_id, "orders")
     consumer = kafka.consumer()
     found: dict[str, list[str]] = defaultdict(list)
     try:

@@ -1,5 +1,7 @@
+import pytest
+
 from lockstock.codec import SchemaSet
-from lockstock.topics import ALL, TABLES, Topics, changelog_topics
+from lockstock.topics import ALL, TABLES, Topics, changelog_topic, changelog_topics
 
 
 def test_default_names_are_the_public_contract():
@@ -28,6 +30,12 @@ def test_tables_and_changelogs_are_registered():
     assert set(changelog_topics("lockstock")) == {f"lockstock-{t}-changelog" for t in TABLES}
     # SKU-keyed state follows the SKU-keyed topics; order state the order-keyed results.
     assert TABLES["stock"].key == "sku" and TABLES["orders"].key == "order_id"
+
+
+def test_a_changelog_is_named_only_for_a_table_the_engine_has():
+    assert changelog_topic("shop7", "stock") == "shop7-stock-changelog"
+    with pytest.raises(ValueError, match="unknown table 'stok'"):
+        changelog_topic("shop7", "stok")
 
 
 def test_docs_topics_md_is_generated_from_the_registry():
