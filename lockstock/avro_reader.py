@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
+from lockstock.avro_compile import SchemaCompiler, build
 from lockstock.errors import SchemaError
 
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -62,42 +63,19 @@ def bytes_at(data: bytes, i: int) -> tuple[bytes, int]:
 _HELPERS = {"long_at": long_at, "string_at": string_at, "bytes_at": bytes_at, "FLOAT": _FLOAT, "DOUBLE": _DOUBLE}
 
 
-class _Compiler:
+class _ReaderCompiler(SchemaCompiler):
     """One function per named record: ``recordN(data, i) -> (value, i)``."""
 
-    def __init__(self) -> None:
-        self.functions: dict[str, str] = {}
-        self.sources: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.named: dict[str, Any] = {}
-        self.counter = 0
-
-    def fresh(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
-
-    def constant(self, value: Any) -> str:
-        name = self.fresh("K")
-        self.constants[name] = value
-        return name
-
-    def record(self, schema: dict, namespace: str | None) -> str:
-        full = _full(schema["name"], schema.get("namespace", namespace))
-        if full in self.functions:
-            return self.functions[full]
-        function = self.functions[full] = self.fresh("record")
-        self.named[full] = schema
-        inner = full.rpartition(".")[0] or None
+    def record_source(self, function: str, schema: dict, namespace: str | None) -> list[str]:
         lines = [f"def {function}(data, i):"]
         names = []
         for field in schema.get("fields", []):
             value = self.fresh("f")
             names.append((field["name"], value))
-            lines.extend(self.read(field["type"], value, inner, indent=1))
+            lines.extend(self.read(field["type"], value, namespace, indent=1))
         fields = ", ".join(f"{name!r}: {value}" for name, value in names)
         lines.append(f"    return {{{fields}}}, i")
-        self.sources.append("\n".join(lines))
-        return function
+        return lines
 
     def read(self, schema: Any, target: str, namespace: str | None, indent: int) -> list[str]:
         """Lines (at ``indent``) that read one value into ``target`` and advance ``i``."""
@@ -134,18 +112,14 @@ class _Compiler:
             if schema in ("float", "double"):
                 unpack, size = ("FLOAT", 4) if schema == "float" else ("DOUBLE", 8)
                 return [f"{pad}{target}, = {unpack}(data, i)", f"{pad}i += {size}"]
-            full = _full(schema, namespace)
-            if full not in self.named:
-                raise SchemaError(f"unknown Avro type {schema!r}")
-            return self.read(self.named[full], target, namespace, indent)
+            return self.read(self.lookup(schema, namespace), target, namespace, indent)
         if isinstance(schema, list):
             return self.union(schema, target, namespace, indent)
         kind = schema.get("type")
         if kind == "record":
             return [f"{pad}{target}, i = {self.record(schema, namespace)}(data, i)"]
         if kind == "enum":
-            full = _full(schema["name"], schema.get("namespace", namespace))
-            self.named[full] = schema
+            self.define(schema, namespace)
             symbols, index = self.constant(tuple(schema["symbols"])), self.fresh("x")
             return [
                 *self.read("long", index, namespace, indent),
@@ -153,8 +127,7 @@ class _Compiler:
                 f"{pad}{target} = {symbols}[{index}]",
             ]
         if kind == "fixed":
-            full = _full(schema["name"], schema.get("namespace", namespace))
-            self.named[full] = schema
+            self.define(schema, namespace)
             size = int(schema["size"])
             return [
                 f"{pad}if i + {size} > len(data): raise EOFError('fixed runs past the end of the body')",
@@ -203,24 +176,12 @@ class _Compiler:
         return lines
 
 
-def _full(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
 def compile_reader(schema: dict) -> Reader:
     """The decoder of a record ``schema`` (self-contained JSON, as ``SchemaSet.expanded``):
     ``reader(payload, start) -> (value, end)``, the body starting at ``start`` of ``payload``
     (bytes: the header need not be sliced off)."""
-    if not isinstance(schema, dict) or schema.get("type") != "record":
-        raise SchemaError("compile_reader takes a record schema")
-    compiler = _Compiler()
-    top = compiler.record(schema, None)
-    source = "\n\n".join(compiler.sources) + f"\n\ndef decode(data, start):\n    return {top}(data, start)\n"
-    namespace: dict[str, Any] = {**_HELPERS, **compiler.constants}
-    exec(compile(source, f"<avro reader {schema.get('name')}>", "exec"), namespace)  # noqa: S102 - our own schemas
-    decode = namespace["decode"]
-    decode.__avro_source__ = source
-    return decode
+    return build(_ReaderCompiler(), schema, lambda top: f"def entry(data, start):\n    return {top}(data, start)\n",
+                 _HELPERS, "avro reader")
 
 
 __all__ = ["Reader", "compile_reader", "long_at"]

@@ -21,6 +21,7 @@ import datetime
 import struct
 from typing import Any, Callable, Mapping
 
+from lockstock.avro_compile import SchemaCompiler, build
 from lockstock.errors import SchemaError
 
 Writer = Callable[[Mapping[str, Any]], bytes]
@@ -107,32 +108,10 @@ _PRIMITIVE_CALLS = {
 }
 
 
-class _Compiler:
+class _WriterCompiler(SchemaCompiler):
     """Generates one function per named record, each appending its bytes to ``out``."""
 
-    def __init__(self) -> None:
-        self.functions: dict[str, str] = {}  # record full name -> function name
-        self.sources: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.named: dict[str, Any] = {}  # full name -> schema (enums, fixed, records)
-        self.counter = 0
-
-    def fresh(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
-
-    def constant(self, value: Any) -> str:
-        name = self.fresh("K")
-        self.constants[name] = value
-        return name
-
-    def record(self, schema: dict, namespace: str | None) -> str:
-        full = _full(schema["name"], schema.get("namespace", namespace))
-        if full in self.functions:
-            return self.functions[full]
-        function = self.functions[full] = self.fresh("record")
-        self.named[full] = schema
-        inner = full.rpartition(".")[0] or None
+    def record_source(self, function: str, schema: dict, namespace: str | None) -> list[str]:
         lines = [f"def {function}(v, out):", "    get = v.get"]  # out: the parts list's append
         for field in schema.get("fields", []):
             value = self.fresh("f")
@@ -141,9 +120,8 @@ class _Compiler:
             else:
                 lines.append(f"    {value} = get({field['name']!r}, MISSING)")
                 lines.append(f"    if {value} is MISSING: raise ValueError({'no value and no default for ' + field['name']!r})")
-            lines.extend(self.write(field["type"], value, inner, indent=1))
-        self.sources.append("\n".join(lines))
-        return function
+            lines.extend(self.write(field["type"], value, namespace, indent=1))
+        return lines
 
     def write(self, schema: Any, value: str, namespace: str | None, indent: int) -> list[str]:
         """Lines (at ``indent``) that append the encoding of expression ``value`` to ``out``."""
@@ -163,23 +141,18 @@ class _Compiler:
                 return [f"{pad}out({_PRIMITIVE_CALLS[schema]}(float({value})))"]
             if schema in _PRIMITIVE_CALLS:
                 return [f"{pad}out({_PRIMITIVE_CALLS[schema]}({value}))"]
-            full = _full(schema, namespace)
-            if full not in self.named:
-                raise SchemaError(f"unknown Avro type {schema!r}")
-            return self.write(self.named[full], value, namespace, indent)
+            return self.write(self.lookup(schema, namespace), value, namespace, indent)
         if isinstance(schema, list):
             return self.union(schema, value, namespace, indent)
         kind = schema.get("type")
         if kind == "record":
             return [f"{pad}{self.record(schema, namespace)}({value}, out)"]
         if kind == "enum":
-            full = _full(schema["name"], schema.get("namespace", namespace))
-            self.named[full] = schema
+            self.define(schema, namespace)
             indexes = self.constant({symbol: varint(i) for i, symbol in enumerate(schema["symbols"])})
             return [f"{pad}out({indexes}[{value}])"]
         if kind == "fixed":
-            full = _full(schema["name"], schema.get("namespace", namespace))
-            self.named[full] = schema
+            self.define(schema, namespace)
             return [f"{pad}out(fixed({value}, {int(schema['size'])}))"]
         if kind == "array":
             item = self.fresh("i")
@@ -229,24 +202,10 @@ def _nullable(schema: Any) -> bool:
     return schema == "null" or (isinstance(schema, list) and "null" in schema)
 
 
-def _full(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
 def compile_writer(schema: dict) -> Writer:
     """The encoder of a record ``schema`` (self-contained JSON, as ``SchemaSet.expanded``)."""
-    if not isinstance(schema, dict) or schema.get("type") != "record":
-        raise SchemaError("compile_writer takes a record schema")
-    compiler = _Compiler()
-    top = compiler.record(schema, None)
-    source = "\n\n".join(compiler.sources) + (
-        f"\n\ndef encode(v):\n    parts = []\n    {top}(v, parts.append)\n    return b''.join(parts)\n"
-    )
-    namespace: dict[str, Any] = {**_HELPERS, **compiler.constants}
-    exec(compile(source, f"<avro writer {schema.get('name')}>", "exec"), namespace)  # noqa: S102 - our own schemas
-    encode = namespace["encode"]
-    encode.__avro_source__ = source
-    return encode
+    return build(_WriterCompiler(), schema, lambda top: (
+        f"def entry(v):\n    parts = []\n    {top}(v, parts.append)\n    return b''.join(parts)\n"), _HELPERS, "avro writer")
 
 
 __all__ = ["Writer", "compile_writer", "varint"]
