@@ -35,13 +35,13 @@ from streams.envelopes import pack, unpack
 from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, due_timer, fold_order, fold_stock
 from streams.pipeline import Pipeline
 from streams.tables import assignment_epoch, table_value
+from streams.take import take_batches
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
 
 logger = logging.getLogger(__name__)
 SERVICE = "streams"
 BATCH_MAX = 500  # events per batch
-BATCH_WAIT_S = 0.005  # how long a partial batch waits for more events
 PARTITION_MEMORY = 100_000  # keys whose partition is remembered
 
 Record = tuple[str, bytes, bytes, None]  # topic, key, value, partition (the producer's choice)
@@ -109,7 +109,7 @@ class Handler:
         pipeline = Pipeline(self.producer)
         answer_topics = TOPOLOGY.agent(agent).answers
         try:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+            async for events in take_batches(stream, BATCH_MAX):
                 epoch = assignment_epoch(self.app)
                 if epoch != store.cache.epoch or epoch[1]:
                     await pipeline.drain()  # a new assignment starts from what is in the store

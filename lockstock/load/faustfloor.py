@@ -1,5 +1,5 @@
 """Faust's own floor: the rate at which one worker's agent merely *receives* events, taking them
-in batches exactly as the lock engine's agents do (``stream.take_events``) and doing nothing with
+in batches exactly as the lock engine's agents do (``streams.take.take_batches``) and doing nothing with
 them. Every order line crosses at least three such agent hops (order -> desk -> stock keeper ->
 desk), so this rate divided by the events per line bounds what any Faust pipeline on this
 machine can reach, whatever its logic costs. The bench reports it next to the broker's ceiling.
@@ -52,8 +52,9 @@ def faust_floor(kafka: Kafka, messages: int = 60_000, progress=None) -> dict[str
 
 def _run_agent(bootstrap: str, profile_name: str, topic_name: str, count: int, datadir: str) -> None:
     from lockstock.broker.profile import detect
-    from streams.agents import BATCH_MAX, BATCH_WAIT_S
+    from streams.agents import BATCH_MAX
     from streams.app import LockstockApp
+    from streams.take import take_batches
 
     profile = detect(bootstrap, profile_name)
     app = LockstockApp(f"lockstock-floor-{os.getpid()}", broker=profile.faust_broker_url(bootstrap), store="memory://",
@@ -64,7 +65,7 @@ def _run_agent(bootstrap: str, profile_name: str, topic_name: str, count: int, d
 
     @app.agent(topic)
     async def take(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+        async for events in take_batches(stream, BATCH_MAX):
             if not seen["events"]:
                 seen["started"], seen["cpu"] = time.monotonic(), time.process_time()
             seen["events"] += len(events)
