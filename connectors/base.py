@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence, cast
 
 from lockstock.catalog import Catalog, Channel
 from lockstock.errors import LockstockError
+from schemas.records import OrderEvent, OrderEventType, OrderLine, OrderPlaced
 
 
 class PayloadError(LockstockError):
@@ -54,7 +55,7 @@ class Emit:
 
     record: str
     key: str
-    value: dict[str, Any]
+    value: OrderPlaced | OrderEvent
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def order_placed(platform: str, platform_order_id: Any, channel: str, buyer_id: 
                  lines: Sequence[tuple[Any, Any]], ship_to_region: str = "") -> Emit:
     """An OrderPlaced record keyed by the platform-prefixed order id, every field checked."""
     order_id = _order_id(platform, platform_order_id)
-    checked = []
+    checked: list[OrderLine] = []
     for sku, qty in lines:
         if not isinstance(sku, str) or not sku.strip():
             raise PayloadError(f"order {order_id}: a line has no seller SKU")
@@ -181,8 +182,8 @@ def order_placed(platform: str, platform_order_id: Any, channel: str, buyer_id: 
         raise PayloadError(f"order {order_id} has no lines")
     # No buyer given (a guest checkout): one bucket per order, so a purchase limit never lumps
     # every anonymous buyer together.
-    value = {"order_id": order_id, "channel": channel, "buyer_id": str(buyer_id or "") or f"{order_id}:buyer",
-             "ship_to_region": ship_to_region, "placed_at": int(placed_at), "lines": checked}
+    value: OrderPlaced = {"order_id": order_id, "channel": channel, "buyer_id": str(buyer_id or "") or f"{order_id}:buyer",
+                          "ship_to_region": ship_to_region, "placed_at": int(placed_at), "lines": checked}
     return Emit("OrderPlaced", order_id, value)
 
 
@@ -192,8 +193,8 @@ def order_event(platform: str, platform_order_id: Any, channel: str, kind: str, 
     if kind not in ORDER_EVENT_TYPES:
         raise PayloadError(f"unknown order event {kind!r}")
     order_id = _order_id(platform, platform_order_id)
-    value = {"event_id": f"{platform}:{event_id}", "order_id": order_id, "type": kind, "channel": channel,
-             "occurred_at": int(occurred_at), "warehouse": warehouse, "reason": reason}
+    value: OrderEvent = {"event_id": f"{platform}:{event_id}", "order_id": order_id, "type": cast(OrderEventType, kind),
+                         "channel": channel, "occurred_at": int(occurred_at), "warehouse": warehouse, "reason": reason}
     return Emit("OrderEvent", order_id, value)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from dataclasses import replace
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence, TypeGuard, TypeVar
 
 from connectors.base import (
     ApiCall, CallOutcome, Emit, PayloadError, PushResult, StockPush, order_event, order_placed,
@@ -25,6 +25,8 @@ from connectors.base import (
 
 MAX_SECONDS = 10**11  # a Unix time in seconds; anything larger is milliseconds or garbage
 MAX_UNITS = 2**31 - 1  # OrderLine.qty is an Avro int
+
+ListingId = TypeVar("ListingId", bound=Hashable)  # a product id (TikTok) or an item id (Shopee)
 
 
 # ---- bodies ----------------------------------------------------------------------------------
@@ -53,7 +55,7 @@ def utf8_json_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 # ---- values ----------------------------------------------------------------------------------
-def is_whole(value: Any) -> bool:
+def is_whole(value: Any) -> TypeGuard[int]:
     """An int that is not a bool (JSON ``true`` would otherwise pass as 1)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -146,12 +148,12 @@ def status_records(platform: str, channel: str, order_id: str, changed_s: int, d
 
 
 # ---- stock pushes by listing (TikTok, Shopee) ------------------------------------------------
-def batches_by_listing(pushes: Sequence[StockPush], listing: Mapping[str, tuple[Hashable, Any]], max_batch: int
-                       ) -> tuple[list[tuple[Hashable, list[StockPush]]], tuple[StockPush, ...]]:
+def batches_by_listing(pushes: Sequence[StockPush], listing: Mapping[str, tuple[ListingId, Any]], max_batch: int
+                       ) -> tuple[list[tuple[ListingId, list[StockPush]]], tuple[StockPush, ...]]:
     """([(product or item id, pushes of at most ``max_batch``)], unlisted pushes), ``listing`` mapping a
     seller SKU to (product or item id, ...). A SKU pushed twice: the later push wins (and is the one
     answered), since the sync settles pushes by SKU."""
-    by_listing: dict[Hashable, dict[str, StockPush]] = {}
+    by_listing: dict[ListingId, dict[str, StockPush]] = {}
     unlisted: dict[str, StockPush] = {}
     for push in pushes:
         ids = listing.get(push.sku)
@@ -159,7 +161,7 @@ def batches_by_listing(pushes: Sequence[StockPush], listing: Mapping[str, tuple[
             unlisted[push.sku] = push
         else:
             by_listing.setdefault(ids[0], {})[push.sku] = push
-    batches = []
+    batches: list[tuple[ListingId, list[StockPush]]] = []
     for key, latest in by_listing.items():
         entries = list(latest.values())
         batches.extend((key, entries[start:start + max_batch]) for start in range(0, len(entries), max_batch))

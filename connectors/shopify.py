@@ -225,7 +225,9 @@ def _order_number(order: dict) -> str:
 
 def _buyer(order: dict) -> str:
     """Shopify's customer id; an email when the order has no customer (guest checkout)."""
-    customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+    customer = order.get("customer")
+    if not isinstance(customer, dict):
+        customer = {}
     customer_id = customer.get("id")
     if isinstance(customer_id, (int, str)) and not isinstance(customer_id, bool) and str(customer_id).strip():
         return f"{PLATFORM}:{str(customer_id).strip()}"
@@ -284,7 +286,8 @@ class ShopifyStockPusher(StockPusher):
                 refused.append(push)
             else:
                 sendable.append((push, item))
-        calls = [self._mutation(url, headers, channel, batch, location) for batch in _batches(sendable)]
+        calls = [self._mutation(url, headers, channel, batch, location)
+                 for batch in _batches(sendable) if location is not None]  # none sendable without a location
         # A push that can never be sent must still come back as a refusal (the sync dead-letters
         # it): it rides along on a real call, or on a one-point probe when nothing else is sent.
         if refused and calls:
@@ -408,7 +411,9 @@ def _read_graphql(sent: tuple[StockPush, ...], cost: float, body: bytes) -> Call
         return every(bool(codes & RETRYABLE_GRAPHQL_ERRORS), f"GraphQL error: {_error_message(errors[0])}")
     if not sent:
         return CallOutcome(())
-    data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        data = {}
     payload = data.get("inventorySetQuantities")
     if not isinstance(payload, dict):
         return every(True, "Shopify answered without an inventorySetQuantities result")
@@ -424,9 +429,9 @@ def _read_graphql(sent: tuple[StockPush, ...], cost: float, body: bytes) -> Call
             by_index.setdefault(index, error)
     results = []
     for index, push in enumerate(sent):
-        error = by_index.get(index) or (general[0] if general else None)
-        if error is not None:
-            results.append(_refused(push, error))
+        refusal = by_index.get(index) or (general[0] if general else None)
+        if refusal is not None:
+            results.append(_refused(push, refusal))
         elif not applied:
             results.append(PushResult(push, ok=False, retryable=True,
                                       reason="not applied: Shopify refused the batch for another item's error"))

@@ -16,11 +16,26 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, TypedDict, cast
 
 import orjson
 
+from schemas.records import AuditRecord, InventoryAlert, InventoryCommand, LineLockRequest, LineLockResult
 from streams.engine.state import SkuState
+
+
+class _AuditBody(TypedDict):
+    """An AuditRecord without its hash: what the hash is taken over."""
+    sku: str
+    seq: int
+    movement: str
+    ref: str
+    qty: int
+    region: str | None
+    detail: str
+    balances: dict[str, int]
+    at: int
+    prev_hash: str
 
 GENESIS = "0" * 64
 
@@ -74,12 +89,12 @@ def record_hash(record: dict[str, Any]) -> str:
     return _body_hash(body)
 
 
-def _body_hash(body: dict[str, Any]) -> str:
+def _body_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def append_movement(state: SkuState, before: dict[str, int], *, movement: str, ref: str, qty: int,
-                    region: str | None, detail: str, at: int) -> dict[str, Any] | None:
+                    region: str | None, detail: str, at: int) -> AuditRecord | None:
     """The audit record of what just changed ``state`` (None if its counts did not change),
     chained to the SKU's previous record; the state's chain head moves to it."""
     after = balances(state)
@@ -89,7 +104,7 @@ def append_movement(state: SkuState, before: dict[str, int], *, movement: str, r
 
 
 def append_movement_since(state: SkuState, before: Counts | None, *, movement: str, ref: str, qty: int,
-                          region: str | None, detail: str, at: int) -> dict[str, Any] | None:
+                          region: str | None, detail: str, at: int) -> AuditRecord | None:
     """``append_movement`` given what ``counts`` took before the movement rather than
     ``balances``: the stock keeper's way, which builds the balances once per movement, not twice."""
     if counts(state) == before:
@@ -98,36 +113,38 @@ def append_movement_since(state: SkuState, before: Counts | None, *, movement: s
 
 
 def _chain(state: SkuState, after: dict[str, int], *, movement: str, ref: str, qty: int, region: str | None,
-           detail: str, at: int) -> dict[str, Any]:
-    record = {"sku": state.sku, "seq": state.audit_seq + 1, "movement": movement, "ref": ref, "qty": qty,
-              "region": region, "detail": detail, "balances": after, "at": at, "prev_hash": state.audit_head}
-    record["hash"] = _body_hash(record)  # the record has no "hash" yet: its body is itself
-    state.audit_seq, state.audit_head = record["seq"], record["hash"]
+           detail: str, at: int) -> AuditRecord:
+    seq = state.audit_seq + 1
+    body: _AuditBody = {"sku": state.sku, "seq": seq, "movement": movement, "ref": ref, "qty": qty,
+                        "region": region, "detail": detail, "balances": after, "at": at, "prev_hash": state.audit_head}
+    record = cast(AuditRecord, body)  # the body is the record without its hash, hashed as it is
+    record["hash"] = state.audit_head = _body_hash(body)
+    state.audit_seq = seq
     return record
 
 
-def describe_alerts(alerts: Iterable[dict[str, Any]]) -> str:
+def describe_alerts(alerts: Iterable[InventoryAlert]) -> str:
     """The automatic moves an action set off (flex transfers, reallocations), for ``detail``."""
     moved = [a["message"] for a in alerts if a["type"] in ("FLEX_TRANSFER", "REALLOCATION")]
     return "; ".join(moved)
 
 
-def line_movement(request: dict[str, Any], result: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+def line_movement(request: LineLockRequest, result: LineLockResult | None, alerts: list[InventoryAlert]) -> dict[str, Any]:
     """How an order line's action reads in the audit trail."""
     detail = [request.get("reason") or "", f"warehouse {request['warehouse']}" if request.get("warehouse") else "",
               describe_alerts(alerts) if alerts else ""]
     return {"movement": request["action"], "ref": request["order_id"], "qty": request["qty"],
-            "region": (result or {}).get("region") or request.get("region") or None,
+            "region": (result.get("region") if result else None) or request.get("region") or None,
             "detail": "; ".join(d for d in detail if d) if any(detail) else ""}
 
 
-def command_movement(command: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+def command_movement(command: InventoryCommand, alerts: list[InventoryAlert]) -> dict[str, Any]:
     """How an operator command reads in the audit trail (RESTOCK of a landed shipment: RECEIVE)."""
-    kind = command["type"]
+    kind, eta = command["type"], command.get("eta")
     received = kind == "RESTOCK" and command.get("transit_id")
     detail = [f"shipment {command['transit_id']} received" if received else "",
               f"to {command['to_region']}" if command.get("to_region") else "",
-              f"in transit, ETA {_iso(command['eta'])}" if kind == "RESTOCK" and command.get("eta") and not received else "",
+              f"in transit, ETA {_iso(eta)}" if kind == "RESTOCK" and eta and not received else "",
               command.get("reason") or "", f"by {command['issued_by']}" if command.get("issued_by") else "",
               describe_alerts(alerts)]
     return {"movement": "RECEIVE" if received else kind, "ref": command["command_id"],
@@ -206,7 +223,7 @@ def verify_chain(sku: str, links: Iterable[Link], *, state_head: tuple[int, str]
         expected_seq = report.head_seq + 1
         if seq != expected_seq:
             return broken(seq, where, f"seq {seq} follows seq {report.head_seq}: "
-                                      f"{'records missing' if seq > expected_seq else 'out of order'}")
+                                      f"{'records missing' if isinstance(seq, int) and seq > expected_seq else 'out of order'}")
         if record["prev_hash"] != report.head_hash:
             return broken(seq, where, f"seq {seq}: prev_hash does not match the hash of seq {report.head_seq}")
         walk.hashes[seq] = record["hash"]

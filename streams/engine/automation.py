@@ -12,14 +12,15 @@ import math
 from typing import Any
 
 from lockstock.catalog import Rules
+from schemas.records import AlertType, InventoryAlert
 from streams.engine.state import SkuState
 
 FLEX = "flex"  # the flex pool, where a region name is expected (transfers, restock, adjust)
 BUCKETS_PER_WINDOW = 12
 
 
-def alert(state: SkuState, kind: str, message: str, now: int, *, region: str | None = None,
-          channel: str | None = None, quantity: int | None = None, **details: Any) -> dict[str, Any]:
+def alert(state: SkuState, kind: AlertType, message: str, now: int, *, region: str | None = None,
+          channel: str | None = None, quantity: int | None = None, **details: Any) -> InventoryAlert:
     state.alert_seq += 1
     return {
         "alert_id": f"{state.sku}:{kind.lower()}:{state.alert_seq}", "sku": state.sku, "type": kind,
@@ -98,7 +99,7 @@ def velocity_per_s(state: SkuState, now: int, rules: Rules) -> float:
 
 # -- reactions -------------------------------------------------------------------------------------
 
-def move_flex(state: SkuState, region: str, units: int, now: int, trigger: str) -> list[dict[str, Any]]:
+def move_flex(state: SkuState, region: str, units: int, now: int, trigger: str) -> list[InventoryAlert]:
     """Move ``units`` from the flex pool into ``region``'s allocation and announce it."""
     if units <= 0:
         return []
@@ -111,7 +112,7 @@ def move_flex(state: SkuState, region: str, units: int, now: int, trigger: str) 
     )]
 
 
-def flex_on_threshold(state: SkuState, region: str, now: int, rules: Rules) -> list[dict[str, Any]]:
+def flex_on_threshold(state: SkuState, region: str, now: int, rules: Rules) -> list[InventoryAlert]:
     """Once per crossing: a region that has used >= threshold of its allocation gets a chunk of flex."""
     stock = state.regions.get(region)
     if stock is None or stock.allocation <= 0:
@@ -126,7 +127,7 @@ def flex_on_threshold(state: SkuState, region: str, now: int, rules: Rules) -> l
     return move_flex(state, region, min(rules.flex_chunk, state.flex), now, f"{region} at {pct}% of its allocation")
 
 
-def purchase_limit(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
+def purchase_limit(state: SkuState, now: int, rules: Rules) -> list[InventoryAlert]:
     """Set a per-buyer limit when the SKU sells abnormally fast (projected sell-out too soon, or
     units/min above the threshold). An operator's limit is never overridden."""
     if state.buyer_limit is not None:
@@ -135,7 +136,7 @@ def purchase_limit(state: SkuState, now: int, rules: Rules) -> list[dict[str, An
     return _purchase_limit(state, now, rules, state.available)
 
 
-def _purchase_limit(state: SkuState, now: int, rules: Rules, available: int) -> list[dict[str, Any]]:
+def _purchase_limit(state: SkuState, now: int, rules: Rules, available: int) -> list[InventoryAlert]:
     """``purchase_limit`` with the window pruned to ``now`` and ``state.available`` known."""
     if state.buyer_limit is not None:
         return []
@@ -158,13 +159,13 @@ def _purchase_limit(state: SkuState, now: int, rules: Rules, available: int) -> 
     )]
 
 
-def replenishment(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
+def replenishment(state: SkuState, now: int, rules: Rules) -> list[InventoryAlert]:
     """Once per crossing below the threshold: tell purchasing, with a reorder quantity that covers
     ``reorder_cover_s`` at the observed velocity (at least back to the threshold)."""
     return _replenishment(state, now, rules, state.available)
 
 
-def _replenishment(state: SkuState, now: int, rules: Rules, available: int) -> list[dict[str, Any]]:
+def _replenishment(state: SkuState, now: int, rules: Rules, available: int) -> list[InventoryAlert]:
     """``replenishment`` with ``state.available`` known."""
     if state.total <= 0:
         return []
@@ -186,7 +187,7 @@ def _replenishment(state: SkuState, now: int, rules: Rules, available: int) -> l
     )]
 
 
-def reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
+def reallocation(state: SkuState, now: int, rules: Rules) -> list[InventoryAlert]:
     """Once per crossing: a region selling above ``realloc_factor`` x its baseline share gets up to
     ``realloc_boost`` x that share of the regions' free units, taken from the other regions' free
     units. Locked, paid and shipped units never move."""
@@ -194,7 +195,7 @@ def reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]
     return _reallocation(state, now, rules)
 
 
-def _reallocation(state: SkuState, now: int, rules: Rules) -> list[dict[str, Any]]:
+def _reallocation(state: SkuState, now: int, rules: Rules) -> list[InventoryAlert]:
     """``reallocation`` with the window pruned to ``now``."""
     sales = _window_units(state)
     sold = sum(sales.values())
@@ -245,7 +246,7 @@ def _take_free_from_others(state: SkuState, to: str, wanted: int) -> dict[str, i
     return {n: u for n, u in moved.items() if u}
 
 
-def react(state: SkuState, now: int, rules: Rules, region: str | None = None) -> list[dict[str, Any]]:
+def react(state: SkuState, now: int, rules: Rules, region: str | None = None) -> list[InventoryAlert]:
     """Every reaction after a change, the region that changed first."""
     alerts = []
     if region:

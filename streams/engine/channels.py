@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lockstock.catalog import Catalog
+from schemas.records import ChannelStock
 from streams.engine.state import SkuState
 
 
@@ -28,10 +29,10 @@ def sellable_by_channel(state: SkuState, catalog: Catalog) -> dict[str, list]:
     return snapshot
 
 
-def channel_stock_updates(state: SkuState, catalog: Catalog, now: int, *, resend: bool = False) -> list[dict[str, Any]]:
+def channel_stock_updates(state: SkuState, catalog: Catalog, now: int, *, resend: bool = False) -> list[ChannelStock]:
     """ChannelStock records for every channel whose quantity changed since the last ones sent
     (every channel when ``resend``), remembered in the state."""
-    updates = []
+    updates: list[ChannelStock] = []
     for channel, current in sellable_by_channel(state, catalog).items():
         if not resend and state.published.get(channel) == current:
             continue

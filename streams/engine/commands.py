@@ -11,6 +11,7 @@ from typing import Any
 
 from lockstock.catalog import Catalog, proportional_split
 from lockstock.errors import LockstockError
+from schemas.records import InventoryAlert, InventoryCommand
 from streams.engine import automation
 from streams.engine.automation import FLEX, alert
 from streams.engine.state import SkuState
@@ -55,8 +56,8 @@ def plan_split(total: int, regions: dict[str, int], flex_pct: float, catalog: Ca
     return regions, total - sum(regions.values())
 
 
-def apply_command(state: SkuState | None, command: dict[str, Any], catalog: Catalog,
-                  now: int) -> tuple[SkuState, bool, list[dict[str, Any]]]:
+def apply_command(state: SkuState | None, command: InventoryCommand, catalog: Catalog,
+                  now: int) -> tuple[SkuState, bool, list[InventoryAlert]]:
     """Apply one InventoryCommand: (new state, applied?, alerts). A repeated command id is a no-op."""
     kind = command["type"]
     if state is not None and state.command_applied(command["command_id"]):
@@ -73,14 +74,15 @@ def apply_command(state: SkuState | None, command: dict[str, Any], catalog: Cata
     return state, True, alerts + automation.react(state, now, catalog.rules, command.get("region"))
 
 
-def set_stock(state: SkuState | None, command: dict[str, Any], catalog: Catalog,
-              now: int) -> tuple[SkuState, list[dict[str, Any]]]:
+def set_stock(state: SkuState | None, command: InventoryCommand, catalog: Catalog,
+              now: int) -> tuple[SkuState, list[InventoryAlert]]:
     """Set the pool's total and its split. Refuses a split that leaves a region below what it
     has already locked, paid or shipped."""
-    if command.get("total") is None:
+    total, given_pct = command.get("total"), command.get("flex_pct")
+    if total is None:
         raise CommandError("SET_STOCK needs a total")
-    flex_pct = catalog.rules.flex_pct if command.get("flex_pct") is None else command["flex_pct"]
-    regions, flex = plan_split(command["total"], dict(command.get("regions") or {}), flex_pct, catalog,
+    flex_pct = catalog.rules.flex_pct if given_pct is None else given_pct
+    regions, flex = plan_split(total, dict(command.get("regions") or {}), flex_pct, catalog,
                                bool(command.get("proportional")))
     state = state or SkuState(sku=command["sku"])
     short = {r: state.regions[r].used for r, n in regions.items() if r in state.regions and n < state.regions[r].used}
@@ -93,17 +95,17 @@ def set_stock(state: SkuState | None, command: dict[str, Any], catalog: Catalog,
     if unknown or any(n < 0 for n in warehouses.values()):
         raise CommandError(f"warehouse counts must name configured warehouses with units >= 0 (got {warehouses})")
     shipped = sum(r.shipped for r in state.regions.values())
-    if warehouses and sum(warehouses.values()) != command["total"] - shipped:
+    if warehouses and sum(warehouses.values()) != total - shipped:
         raise CommandError(
-            f"warehouse counts add up to {sum(warehouses.values())}, but {command['total']} - {shipped} shipped "
-            f"= {command['total'] - shipped} units are on hand"
+            f"warehouse counts add up to {sum(warehouses.values())}, but {total} - {shipped} shipped "
+            f"= {total - shipped} units are on hand"
         )
     allocated = sum(regions.values())
     for name, units in regions.items():
         stock = state.region(name)
         stock.allocation = units
         stock.baseline_share = units / allocated if allocated else 0.0
-    state.total, state.flex = command["total"], flex
+    state.total, state.flex = total, flex
     state.warehouses = warehouses or _default_placement(state, catalog)
     return state, []
 
@@ -118,21 +120,21 @@ def _default_placement(state: SkuState, catalog: Catalog) -> dict[str, int]:
     return placement
 
 
-def _quantity(command: dict[str, Any], *, positive: bool = True) -> int:
+def _quantity(command: InventoryCommand, *, positive: bool = True) -> int:
     qty = command.get("quantity")
     if qty is None or (positive and qty <= 0) or qty == 0:
         raise CommandError(f"{command['type']} needs a quantity {'> 0' if positive else '!= 0'}, got {qty}")
     return qty
 
 
-def _region_or_flex(command: dict[str, Any], catalog: Catalog, field_name: str = "region") -> str:
-    region = command.get(field_name) or FLEX
+def _region_or_flex(command: InventoryCommand, catalog: Catalog, field_name: str = "region") -> str:
+    region = str(command.get(field_name) or FLEX)  # "region" or "to_region": both strings or null
     if region != FLEX and region not in catalog.regions:
         raise CommandError(f"unknown region {region!r}; configured: {', '.join(catalog.regions)} (or {FLEX})")
     return region
 
 
-def _warehouse(command: dict[str, Any], catalog: Catalog, region: str) -> str:
+def _warehouse(command: InventoryCommand, catalog: Catalog, region: str) -> str:
     warehouse = command.get("warehouse")
     if warehouse is None:
         home = region if region != FLEX else next(iter(catalog.regions))
@@ -150,7 +152,7 @@ def _add_units(state: SkuState, region: str, units: int) -> None:
     state.total += units
 
 
-def restock(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def restock(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     """Stock arrived (added now), is in transit (``eta`` in the future: shown, not sellable), or
     a transit landed (``transit_id``: the recorded shipment, at the received quantity)."""
     transit_id = command.get("transit_id")
@@ -158,7 +160,8 @@ def restock(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int
         shipment = state.in_transit.get(transit_id)
         if shipment is None:
             raise CommandError(f"no shipment {transit_id!r} in transit for {state.sku}")
-        qty = shipment["qty"] if command.get("quantity") is None else command["quantity"]
+        received = command.get("quantity")
+        qty = shipment["qty"] if received is None else received
         if qty <= 0:
             raise CommandError(f"received quantity must be > 0, got {qty}")
         del state.in_transit[transit_id]
@@ -167,9 +170,10 @@ def restock(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int
         qty = _quantity(command)
         region = _region_or_flex(command, catalog)
         warehouse = _warehouse(command, catalog, region)
-        if command.get("eta") and command["eta"] > command["issued_at"]:
+        eta = command.get("eta")
+        if eta and eta > command["issued_at"]:
             state.in_transit[command["command_id"]] = {
-                "qty": qty, "region": region, "warehouse": warehouse, "eta": command["eta"],
+                "qty": qty, "region": region, "warehouse": warehouse, "eta": eta,
             }
             return []
     _add_units(state, region, qty)
@@ -177,7 +181,7 @@ def restock(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int
     return []
 
 
-def transfer(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def transfer(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     """Move free units between regions or the flex pool; locked units never move."""
     qty = _quantity(command)
     source, target = _region_or_flex(command, catalog), _region_or_flex(command, catalog, "to_region")
@@ -191,7 +195,7 @@ def transfer(state: SkuState, command: dict[str, Any], catalog: Catalog, now: in
     return []
 
 
-def adjust(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def adjust(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     """A count correction: units found (+) or lost (-) in a region (or flex) and its warehouse."""
     qty = _quantity(command, positive=False)
     region = _region_or_flex(command, catalog)
@@ -206,7 +210,7 @@ def adjust(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int)
     return []
 
 
-def set_purchase_limit(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def set_purchase_limit(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     limit = command.get("buyer_limit")
     if limit is None or limit < 1:
         raise CommandError(f"a purchase limit must be >= 1 unit per buyer, got {limit}")
@@ -215,21 +219,21 @@ def set_purchase_limit(state: SkuState, command: dict[str, Any], catalog: Catalo
                   now, quantity=limit, source="operator", issued_by=command.get("issued_by") or "")]
 
 
-def clear_purchase_limit(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def clear_purchase_limit(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     if state.buyer_limit is None:
         return []
     state.buyer_limit = state.limit_source = None
     return [alert(state, "PURCHASE_LIMIT_CLEARED", f"{state.sku}: purchase limit lifted.", now)]
 
 
-def _channel(command: dict[str, Any], catalog: Catalog) -> str:
+def _channel(command: InventoryCommand, catalog: Catalog) -> str:
     channel = command.get("channel")
     if channel not in catalog.channels:
         raise CommandError(f"unknown channel {channel!r}; configured: {', '.join(catalog.channels)}")
     return channel
 
 
-def pause_channel(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def pause_channel(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     channel = _channel(command, catalog)
     if channel in state.paused:
         return []
@@ -237,7 +241,7 @@ def pause_channel(state: SkuState, command: dict[str, Any], catalog: Catalog, no
     return [alert(state, "CHANNEL_PAUSED", f"{channel} stops selling {state.sku}.", now, channel=channel)]
 
 
-def resume_channel(state: SkuState, command: dict[str, Any], catalog: Catalog, now: int) -> list[dict[str, Any]]:
+def resume_channel(state: SkuState, command: InventoryCommand, catalog: Catalog, now: int) -> list[InventoryAlert]:
     channel = _channel(command, catalog)
     if channel not in state.paused:
         return []

@@ -16,6 +16,9 @@ from typing import Any, Iterable
 import orjson
 
 from lockstock.catalog import Catalog
+from schemas.records import (
+    LineLockRequest, LineLockResult, LockAction, OrderDecision, OrderEvent, OrderPlaced, OrderTimer,
+)
 from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED
 
 PENDING, PAID = "PENDING", "PAID"
@@ -46,11 +49,11 @@ class OrderRecord:
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # sku -> {status, reason, region}
     status: str = PENDING
     reason: str | None = None
-    decision: dict[str, Any] | None = None  # the OrderDecision last published; repeated on redelivery
+    decision: OrderDecision | None = None  # the OrderDecision last published; repeated on redelivery
     expires_at: int | None = None  # an unpaid lock is released at this time
     finished_at: int | None = None
     events: list[str] = field(default_factory=list)
-    early_events: list[dict[str, Any]] = field(default_factory=list)  # lifecycle before the decision
+    early_events: list[OrderEvent] = field(default_factory=list)  # lifecycle before the decision
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,13 +76,13 @@ class OrderRecord:
 @dataclass
 class DeskStep:
     record: OrderRecord | None  # what to store (None: forget the order)
-    requests: list[dict[str, Any]] = field(default_factory=list)  # LineLockRequests to send
-    decisions: list[dict[str, Any]] = field(default_factory=list)  # OrderDecisions to send
+    requests: list[LineLockRequest] = field(default_factory=list)
+    decisions: list[OrderDecision] = field(default_factory=list)
     changed: bool = True  # False: nothing to store
     problem: str | None = None  # the event cannot apply: dead-letter it with this reason
 
 
-def validate_order(order: dict[str, Any], catalog: Catalog) -> str | None:
+def validate_order(order: OrderPlaced, catalog: Catalog) -> str | None:
     """The reason an order cannot be locked at all, or None if it is well formed."""
     lines = order.get("lines") or []
     if not lines:
@@ -96,7 +99,7 @@ def validate_order(order: dict[str, Any], catalog: Catalog) -> str | None:
     return None
 
 
-def units_per_sku(order: dict[str, Any]) -> dict[str, int]:
+def units_per_sku(order: OrderPlaced) -> dict[str, int]:
     """An order's units grouped by SKU (two lines of one SKU lock as one request)."""
     units: dict[str, int] = {}
     for line in order["lines"]:
@@ -104,8 +107,8 @@ def units_per_sku(order: dict[str, Any]) -> dict[str, int]:
     return units
 
 
-def _request(record: OrderRecord, sku: str, action: str, reason: str | None = None,
-             warehouse: str | None = None) -> dict[str, Any]:
+def _request(record: OrderRecord, sku: str, action: LockAction, reason: str | None = None,
+             warehouse: str | None = None) -> LineLockRequest:
     return {
         "order_id": record.order_id, "sku": sku, "qty": record.skus.get(sku, 0), "action": action,
         "channel": record.channel, "buyer_id": record.buyer_id, "region": record.region,
@@ -113,7 +116,7 @@ def _request(record: OrderRecord, sku: str, action: str, reason: str | None = No
     }
 
 
-def _decision(record: OrderRecord, now: int) -> dict[str, Any]:
+def _decision(record: OrderRecord, now: int) -> OrderDecision:
     held = record.status in HOLDING or record.status == RELEASED
     return {
         "order_id": record.order_id, "status": RELEASED if record.status == RELEASED else (
@@ -125,14 +128,14 @@ def _decision(record: OrderRecord, now: int) -> dict[str, Any]:
     }
 
 
-def decided_by_stock_keeper(result: dict[str, Any]) -> bool:
+def decided_by_stock_keeper(result: LineLockResult) -> bool:
     """A single-SKU order is decided by its one answer: the stock keeper announces that decision
     itself (one hop sooner than through the desk) and the desk only records it. Replayed answers
     are not announced by the keeper (see ``apply_line_request``); the desk announces those."""
     return bool(result.get("announced"))
 
 
-def single_line_decision(result: dict[str, Any]) -> dict[str, Any]:
+def single_line_decision(result: LineLockResult) -> OrderDecision:
     """The decision a single-SKU order's answer makes: what ``_decision`` gives once the desk
     has that answer, timed at the answer (so desk and keeper hold the same record)."""
     locked = result["status"] == LOCKED
@@ -149,7 +152,7 @@ def _finish(record: OrderRecord, status: str, reason: str | None, now: int) -> N
     record.finished_at = now
 
 
-def on_order_placed(record: OrderRecord | None, order: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+def on_order_placed(record: OrderRecord | None, order: OrderPlaced, catalog: Catalog, now: int) -> DeskStep:
     """A new order: lock requests per SKU, or an immediate rejection. A duplicate repeats the
     decision, or (still undecided) re-asks the SKUs that have not answered."""
     if record is not None:
@@ -171,7 +174,7 @@ def on_order_placed(record: OrderRecord | None, order: dict[str, Any], catalog: 
     return DeskStep(record, requests=[_request(record, sku, "LOCK") for sku in record.skus])
 
 
-def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalog,
+def _fill_from_order(record: OrderRecord, order: OrderPlaced, catalog: Catalog,
                      units: dict[str, int] | None = None) -> None:
     record.skus = units if units is not None else units_per_sku(order)
     record.sku_count = len(record.skus)
@@ -180,7 +183,7 @@ def _fill_from_order(record: OrderRecord, order: dict[str, Any], catalog: Catalo
         record.region = catalog.region_of_order(order["channel"], order.get("ship_to_region") or None)
 
 
-def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+def on_line_result(record: OrderRecord | None, result: LineLockResult, catalog: Catalog, now: int) -> DeskStep:
     """One SKU answered. When all have: LOCKED if every line locked, else REJECTED with the
     locked lines compensated. Answers after the decision are redeliveries: a late LOCKED for an
     order that is not holding is released, and a decision the keeper announced with it that
@@ -229,7 +232,7 @@ def on_line_result(record: OrderRecord | None, result: dict[str, Any], catalog: 
     return step
 
 
-def on_order_event(record: OrderRecord | None, event: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+def on_order_event(record: OrderRecord | None, event: OrderEvent, catalog: Catalog, now: int) -> DeskStep:
     """Lifecycle: PAID commits the lock, CANCELLED releases it, SHIPPED takes the units out of a
     warehouse. Events for undecided orders wait for the decision; impossible ones are problems."""
     kind = event["type"]
@@ -267,7 +270,7 @@ def on_order_event(record: OrderRecord | None, event: dict[str, Any], catalog: C
     return step
 
 
-def on_timer(record: OrderRecord | None, timer: dict[str, Any], catalog: Catalog, now: int) -> DeskStep:
+def on_timer(record: OrderRecord | None, timer: OrderTimer, catalog: Catalog, now: int) -> DeskStep:
     """EXPIRE releases an unpaid lock past its TTL (RELEASED, PAYMENT_TIMEOUT); FORGET drops a
     finished order after the retention period. Both are no-ops when no longer due."""
     if record is None:

@@ -8,13 +8,17 @@ Every action is idempotent per order: a redelivered request repeats the first an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
 from lockstock.catalog import Catalog
+from schemas.records import InventoryAlert, LineLockRequest, LineLockResult, LineStatus
 from streams.engine import automation
 from streams.engine.state import DONE, HELD, Reservation, SkuState
 
-LOCKED, REJECTED, RELEASED, SHIPPED = "LOCKED", "REJECTED", "RELEASED", "SHIPPED"
+LOCKED: Final = "LOCKED"
+REJECTED: Final = "REJECTED"
+RELEASED: Final = "RELEASED"
+SHIPPED: Final = "SHIPPED"
 OUT_OF_STOCK = "OUT_OF_STOCK"
 UNKNOWN_SKU = "UNKNOWN_SKU"
 UNKNOWN_REGION = "UNKNOWN_REGION"
@@ -51,8 +55,8 @@ def _reject(state: SkuState, order_id: str, reason: str, now: int) -> LineOutcom
     return LineOutcome(REJECTED, reason)
 
 
-def lock_order_line(state: SkuState | None, request: dict[str, Any], catalog: Catalog,
-                    now: int) -> tuple[SkuState | None, LineOutcome, list[dict[str, Any]]]:
+def lock_order_line(state: SkuState | None, request: LineLockRequest, catalog: Catalog,
+                    now: int) -> tuple[SkuState | None, LineOutcome, list[InventoryAlert]]:
     """Lock an order's units of this SKU: buyer limit, then the region's allocation, then the flex
     pool (an automatic transfer, announced), else REJECTED OUT_OF_STOCK."""
     if state is None:
@@ -71,7 +75,7 @@ def lock_order_line(state: SkuState | None, request: dict[str, Any], catalog: Ca
     if state.buyer_limit is not None and state.buyer_units(buyer) + qty > state.buyer_limit:
         return state, _reject(state, order_id, PURCHASE_LIMIT, now), []
     stock = state.region(region)
-    alerts: list[dict[str, Any]] = []
+    alerts: list[InventoryAlert] = []
     if qty > stock.free:
         short = qty - max(0, stock.free)
         if state.flex < short:
@@ -87,7 +91,7 @@ def lock_order_line(state: SkuState | None, request: dict[str, Any], catalog: Ca
 
 
 def release_order_line(state: SkuState | None, order_id: str, reason: str, catalog: Catalog,
-                       now: int) -> tuple[SkuState | None, LineOutcome, list[dict[str, Any]]]:
+                       now: int) -> tuple[SkuState | None, LineOutcome, list[InventoryAlert]]:
     """Give back what ``order_id`` holds (locked or paid). Releasing twice, or what was never
     locked, is a no-op; a shipped order cannot be released (that is a return)."""
     if state is None:
@@ -113,7 +117,7 @@ def release_order_line(state: SkuState | None, order_id: str, reason: str, catal
 def commit_order_line(state: SkuState | None, order_id: str) -> tuple[SkuState | None, LineOutcome]:
     """Paid: the lock becomes a commitment (it no longer expires). Repeats are no-ops."""
     held = state.held(order_id) if state else None
-    if held is None or held.paid:
+    if state is None or held is None or held.paid:
         return state, LineOutcome(LOCKED, replayed=True)
     stock = state.region(held.region)
     stock.locked -= held.qty
@@ -128,7 +132,7 @@ def ship_order_line(state: SkuState | None, order_id: str, warehouse: str | None
     """Shipped: the units leave the warehouse (the one named, else the nearest with stock).
     Returns the warehouses picked and units taken from each."""
     held = state.held(order_id) if state else None
-    if held is None:
+    if state is None or held is None:
         return state, LineOutcome(SHIPPED, replayed=True), []
     stock = state.region(held.region)
     if held.paid:
@@ -164,8 +168,8 @@ def pick_warehouses(state: SkuState, catalog: Catalog, region: str, qty: int,
     return picks
 
 
-def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog: Catalog,
-                       now: int) -> tuple[SkuState | None, dict[str, Any] | None, list[dict[str, Any]]]:
+def apply_line_request(state: SkuState | None, request: LineLockRequest, catalog: Catalog,
+                       now: int) -> tuple[SkuState | None, LineLockResult | None, list[InventoryAlert]]:
     """Handle one LineLockRequest: the new state, the LineLockResult for the order desk (only a
     LOCK is answered; the desk already knows what it released, paid or shipped), and the alerts."""
     order_id, action = request["order_id"], request["action"]
@@ -185,7 +189,7 @@ def apply_line_request(state: SkuState | None, request: dict[str, Any], catalog:
     # changelog and its answers kept the first announcement from leaving.
     announced = request["sku_count"] == 1 and not outcome.replayed
     return state, {
-        "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": outcome.status,
+        "order_id": order_id, "sku": request["sku"], "qty": request["qty"], "status": cast(LineStatus, outcome.status),
         "reason": outcome.reason, "region": outcome.region if outcome.status == LOCKED else None,
         "sku_count": request["sku_count"], "channel": request["channel"],
         "placed_at": request["placed_at"], "decided_at": now, "announced": announced,
