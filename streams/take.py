@@ -23,20 +23,18 @@ Monitor) are not called; lockstock's own metrics count batches (lockstock/metric
 
 A batch is what the queue holds when the agent asks, up to ``max_events``: the fetcher hands a
 whole fetch over at once, so a batch follows the fetches, small under light load and full under
-heavy load, and no event waits for a batch to fill. If fewer than ``min_events`` are queued, it
-waits ``within_s`` once for more.
+heavy load, and no event waits for a batch to fill. When the worker stops, Faust ends the
+channel (``StopAsyncIteration`` in its queue): the batches end, as its own iterator ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, AsyncIterator
 
 from faust.types import EventT
 
 
-async def take_batches(stream: Any, max_events: int, within_s: float = 0.0,
-                       min_events: int = 1) -> AsyncIterator[list[EventT]]:
+async def take_batches(stream: Any, max_events: int) -> AsyncIterator[list[EventT]]:
     app = stream.app
     queue = stream.channel.queue
     get, get_nowait, empty = queue.get, queue.get_nowait, queue.empty
@@ -46,30 +44,29 @@ async def take_batches(stream: Any, max_events: int, within_s: float = 0.0,
     acking_topics = app.topics._acking_topics
     on_message_in = stream._on_message_in
     on_message_out = stream._on_message_out
-    while not stream.should_stop:
-        taken = [await get()]
-        while len(taken) < max_events and not empty():
-            taken.append(get_nowait())
-        if len(taken) < min_events and within_s:
-            await asyncio.sleep(within_s)  # once, then whatever came: a sleep loses no event
+    try:
+        while not stream.should_stop:
+            taken = [await get()]
             while len(taken) < max_events and not empty():
                 taken.append(get_nowait())
-        generation = app.consumer_generation_id
-        active = is_active()
-        events = []
-        for event in taken:
-            message = event.message
-            if not active or message.generation_id != generation:
-                if event.ack():  # skipped, and acknowledged, as Faust's stream does
-                    on_message_out(message.tp, message.offset, message)
-                continue
-            if not message.tracked and message.topic in acking_topics:
-                message.tracked = True
-                track(message)
-                on_message_in(message.tp, message.offset, message)
-            events.append(event)
-        if events:
-            yield events
+            generation = app.consumer_generation_id
+            active = is_active()
+            events = []
+            for event in taken:
+                message = event.message
+                if not active or message.generation_id != generation:
+                    if event.ack():  # skipped, and acknowledged, as Faust's stream does
+                        on_message_out(message.tp, message.offset, message)
+                    continue
+                if not message.tracked and message.topic in acking_topics:
+                    message.tracked = True
+                    track(message)
+                    on_message_in(message.tp, message.offset, message)
+                events.append(event)
+            if events:
+                yield events
+    except StopAsyncIteration:
+        return  # the channel stopped (the worker is stopping): no more batches, as Faust's iterator ends
 
 
 __all__ = ["take_batches"]
