@@ -8,7 +8,8 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from lockstock.clock import now_ms
-from lockstock.kafka import Kafka, take
+from lockstock.codec import Decoded
+from lockstock.kafka import Kafka
 
 
 class LockstockClient:
@@ -66,20 +67,15 @@ class LockstockClient:
         return order
 
     def read_until(self, topics: list[str], done: Callable[[list[tuple[str, Any]]], bool], timeout: float = 60.0) -> list[tuple[str, Any]]:
-        """Read topics from the start until done(records) or the deadline; (topic, Decoded) pairs."""
-        consumer = self.kafka.consumer()
-        consumer.subscribe(topics)
+        """Read topics from the start until done(records) or the deadline; (topic, Decoded) pairs.
+        AssertionError at the deadline. Undecodable records are skipped (and logged)."""
         records: list[tuple[str, Any]] = []
         deadline = time.monotonic() + timeout
-        try:
+        with self.kafka.reader(beginning=topics) as reader:
             while time.monotonic() < deadline:
-                for message in take(consumer, 500, 0.5):
-                    if message.error() is None:
-                        records.append((message.topic(), self.codec.decode(message.value(), topic=message.topic())))
+                records += [(r.topic, Decoded(r.schema, r.value)) for r in reader.poll(0.5)]
                 if done(records):
                     return records
-        finally:
-            consumer.close()
         raise AssertionError(f"condition not met within {timeout}s after {len(records)} records")
 
     def decisions(self, expected_orders: set[str], timeout: float = 60.0) -> dict[str, list[dict]]:

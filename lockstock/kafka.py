@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from aiokafka.partitioner import murmur2
 
@@ -22,6 +22,9 @@ from lockstock.codec import AvroCodec, codec_for
 from lockstock.errors import BrokerError, describe_kafka_error
 from lockstock.settings import Settings
 from lockstock.topics import ALL, TopicSpec, Topics
+
+if TYPE_CHECKING:
+    from lockstock.reader import Reader, ReaderThread
 
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("librdkafka")
@@ -115,10 +118,12 @@ class Kafka:
         return self.profile.end_offsets(consumer, partitions, self.bootstrap, timeout)
 
     def assign_at(self, consumer: Any, *, beginning: Iterable[str] = (), end: Iterable[str] = (),
-                  timeout: float = 10.0) -> dict[tuple[str, int], int]:
+                  timeout: float = 10.0, incremental: bool = False) -> dict[tuple[str, int], int]:
         """Assign every partition of ``beginning`` topics from their first record and of ``end``
         topics from now on (true end offsets: the embedded broker's are corrected). No group
-        join. Returns the end offsets of the ``beginning`` topics, to tell when they are read."""
+        join. ``incremental`` adds them to the consumer's assignment (none of them may be in it
+        yet) instead of replacing it. Returns the end offsets of the ``beginning`` topics, to
+        tell when they are read."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         def partitions(topic: str) -> list[Any]:
@@ -128,9 +133,22 @@ class Kafka:
         start = [tp for topic in beginning for tp in partitions(topic)]
         later = [tp for topic in end for tp in partitions(topic)]
         later_ends = self.end_offsets(consumer, later, timeout)
-        consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in start]
-                        + [TopicPartition(tp.topic, tp.partition, later_ends[(tp.topic, tp.partition)]) for tp in later])
+        assign = consumer.incremental_assign if incremental else consumer.assign
+        assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in start]
+               + [TopicPartition(tp.topic, tp.partition, later_ends[(tp.topic, tp.partition)]) for tp in later])
         return self.end_offsets(consumer, start, timeout)
+
+    def reader(self, **options: Any) -> "Reader":
+        """A group-less reader of topics (lockstock.reader.Reader; ``options`` are its own)."""
+        from lockstock.reader import Reader
+
+        return Reader(self, **options)
+
+    def reader_thread(self, deliver: Callable[[list[Any], bool], None], **options: Any) -> "ReaderThread":
+        """A Reader's loop on a daemon thread, not started (lockstock.reader.ReaderThread)."""
+        from lockstock.reader import ReaderThread
+
+        return ReaderThread(self, deliver, **options)
 
     def create_topics(self, specs: Iterable[TopicSpec] = ALL, timeout: float = 30.0) -> list[tuple[str, TopicSpec, str]]:
         """Create missing topics; check existing ones. Idempotent. Returns (name, spec, status)."""

@@ -9,7 +9,9 @@ import time
 from typing import Any, Callable
 
 from lockstock.clock import now_ms
-from lockstock.kafka import Kafka, take
+from lockstock.errors import BrokerError
+from lockstock.kafka import Kafka
+from lockstock.reader import Record
 
 ASSIGN_TIMEOUT_S = 30.0
 
@@ -22,44 +24,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-class TopicWatcher(threading.Thread):
-    """Consume topics from the start on a thread; ``records`` holds (topic, value, received_ms)."""
+class TopicWatcher:
+    """Reads topics from their start on a thread (group-less: lockstock.reader); ``records``
+    holds (topic, value, received_ms). Undecodable records are counted on ``bad`` and logged."""
 
     def __init__(self, kafka: Kafka, topics: list[str], on_record: Callable[[str, dict, int], None] | None = None):
-        super().__init__(name="lockstock-watcher", daemon=True)
         self.kafka, self.topics, self.on_record = kafka, topics, on_record
         self.records: list[tuple[str, dict[str, Any], int]] = []
-        self.errors: list[str] = []
-        self._stop_event = threading.Event()
-        self._assigned = threading.Event()
         self._lock = threading.Lock()
+        self._thread = kafka.reader_thread(self._deliver, beginning=topics, name="lockstock-watcher")
+        self.bad = self._thread.bad
 
     def start_and_wait(self) -> "TopicWatcher":
-        """Start, and return once the consumer owns its partitions (so no record is missed)."""
-        self.start()
-        if not self._assigned.wait(ASSIGN_TIMEOUT_S):
+        """Start, and return once the reader owns its partitions (so no record is missed)."""
+        self._thread.start()
+        try:
+            self._thread.wait_ready(ASSIGN_TIMEOUT_S)
+        except BrokerError:
             self.stop()
-            raise TimeoutError(f"consumer for {self.topics} got no partitions within {ASSIGN_TIMEOUT_S:.0f}s")
+            raise
         return self
 
-    def run(self) -> None:
-        consumer = self.kafka.consumer()
-        consumer.subscribe(self.topics, on_assign=lambda c, parts: self._assigned.set())
-        codec = self.kafka.codec
-        try:
-            while not self._stop_event.is_set():
-                for message in take(consumer, 500, 0.1):
-                    if message.error() is not None:
-                        self.errors.append(str(message.error()))
-                        continue
-                    received = now_ms()
-                    value = codec.decode(message.value(), topic=message.topic()).value
-                    with self._lock:
-                        self.records.append((message.topic(), value, received))
-                    if self.on_record:
-                        self.on_record(message.topic(), value, received)
-        finally:
-            consumer.close()
+    def _deliver(self, records: list[Record], caught_up: bool) -> None:
+        received = now_ms()
+        with self._lock:
+            self.records.extend((r.topic, r.value, received) for r in records)
+        if self.on_record:
+            for record in records:
+                self.on_record(record.topic, record.value, received)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the reading stopped, if it did (logged as it happened)."""
+        return self._thread.failure
 
     def snapshot(self, topic: str | None = None) -> list[tuple[str, dict[str, Any], int]]:
         with self._lock:
@@ -74,6 +71,4 @@ class TopicWatcher(threading.Thread):
         return done()
 
     def stop(self) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(10)
+        self._thread.stop(10)

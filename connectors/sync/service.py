@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import random
-import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -41,9 +40,10 @@ from lockstock import deadletter
 from lockstock.acked import AckedProducer
 from lockstock.catalog import Catalog, Channel
 from lockstock.clock import now_ms
-from lockstock.errors import BrokerError, LockstockError
-from lockstock.kafka import Kafka, take
+from lockstock.errors import BrokerError
+from lockstock.kafka import Kafka
 from lockstock.metrics.sync import SyncMetrics
+from lockstock.reader import Record, ReaderThread
 from lockstock.watch import percentile
 
 logger = logging.getLogger(__name__)
@@ -119,49 +119,27 @@ class SyncService:
         self.metrics = SyncMetrics(self)
 
     # ---- Kafka in ------------------------------------------------------------------------
-    def _consume(self, loop: asyncio.AbstractEventLoop, stop: threading.Event, ready: threading.Event) -> None:
-        consumer = self.kafka.consumer()
-        try:
-            # Stock is compacted: read it all. Orders before our start are settled by now or
-            # soon; only new ones are in flight.
-            ends = self.kafka.assign_at(consumer, beginning=[self.topics.channels_stock],
-                                        end=[self.topics.orders_placed, self.topics.orders_decisions])
-            stock_ends = {k: end for k, end in ends.items() if end > 0}
-            ready.set()
-            while not stop.is_set():
-                batch = take(consumer, 500, 0.05)
-                decoded = []
-                for message in batch:
-                    if message.error():
-                        continue
-                    try:
-                        record = self.kafka.codec.decode(message.value())
-                    except LockstockError as exc:
-                        logger.warning("undecodable record on %s: %s", message.topic(), exc)
-                        continue
-                    decoded.append((message.topic(), record.value, message.timestamp()[1]))
-                    key = (message.topic(), message.partition())
-                    if key in stock_ends and message.offset() + 1 >= stock_ends[key]:
-                        del stock_ends[key]
-                if decoded or not stock_ends:
-                    loop.call_soon_threadsafe(self._deliver, decoded, not stock_ends)
-        except Exception:
-            logger.exception("sync consumer stopped")
-            loop.call_soon_threadsafe(self._deliver, [("__error__", {}, 0)], False)
-        finally:
-            ready.set()
-            consumer.close()
+    def _reader(self, loop: asyncio.AbstractEventLoop) -> ReaderThread:
+        """The reader thread, handing its batches to ``loop``. Stock is compacted: read it all.
+        Orders before our start are settled by now or soon; only new ones are in flight."""
+        return self.kafka.reader_thread(
+            lambda records, caught_up: loop.call_soon_threadsafe(self._deliver, records, caught_up),
+            beginning=[self.topics.channels_stock], end=[self.topics.orders_placed, self.topics.orders_decisions],
+            name="sync-consumer", poll_s=0.05, batch=500,
+            on_failure=lambda exc: loop.call_soon_threadsafe(self._deliver, None, False))
 
-    def _deliver(self, records: list, caught_up: bool) -> None:
+    def _deliver(self, records: list[Record] | None, caught_up: bool) -> None:
+        """A batch (None: the reader failed) for the main loop, in the order the reader read."""
         self.inbox.put_nowait(records)
         self.caught_up = self.caught_up or caught_up
         self.wake.set()
 
-    def _apply(self, records: list) -> None:
+    def _apply(self, records: list[Record] | None) -> None:
+        if records is None:
+            raise BrokerError("the sync's Kafka consumer failed; see the log")
         now = now_ms()
-        for topic, value, at in records:
-            if topic == "__error__":
-                raise BrokerError("the sync's Kafka consumer failed; see the log")
+        for record in records:
+            topic, value, at = record.topic, record.value, record.timestamp
             self.records[topic] += 1
             if topic == self.topics.channels_stock:
                 sku = self.state.on_stock(value, at or now)
@@ -342,10 +320,12 @@ class SyncService:
     async def run(self, stop: asyncio.Event, *, host: str = "127.0.0.1", port: int = 0,
                   progress_every_s: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
-        stop_consumer, ready = threading.Event(), threading.Event()
-        thread = threading.Thread(target=self._consume, args=(loop, stop_consumer, ready), name="sync-consumer", daemon=True)
-        thread.start()
-        await loop.run_in_executor(None, ready.wait, 30)
+        reader = self._reader(loop).start()
+        try:
+            await loop.run_in_executor(None, reader.wait_ready, 30)
+        except BrokerError:
+            reader.stop(10)
+            raise
         runner = None
         if port:
             runner = web.AppRunner(self._web_app(), access_log=None)
@@ -376,8 +356,7 @@ class SyncService:
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=self.options.request_timeout_s)
         finally:
-            stop_consumer.set()
-            thread.join(10)
+            reader.stop(10)
             producer.close()
             if runner is not None:
                 await runner.cleanup()

@@ -45,13 +45,13 @@ def verify(settings: Settings, sku: str | None, timeout: str, as_json: bool) -> 
     with kafka_for(settings) as kafka:
         topic = kafka.topics.inventory_audit
         chains: dict[str, list[Link]] = defaultdict(list)
-        for message in read_to_end(kafka, [topic], timeout=seconds, progress=progress_line("audit records read")):
-            key = (message.key() or b"").decode("utf-8", "replace")
+        for raw in read_to_end(kafka, [topic], timeout=seconds, progress=progress_line("audit records read")):
+            key = (raw.key or b"").decode("utf-8", "replace")
             if sku is not None and key != sku:
                 continue
-            where = f"partition {message.partition()} offset {message.offset()}"
+            where = f"partition {raw.partition} offset {raw.offset}"
             try:
-                record = kafka.codec.decode_as(message.value(), "AuditRecord", topic=topic).value
+                record = kafka.codec.decode_as(raw.value, "AuditRecord", topic=topic).value
             except CodecError as exc:
                 chains[key].append(Link({}, where, error=f"undecodable record: {exc}"))
                 continue

@@ -21,9 +21,9 @@ from lockstock.cli import cli
 from lockstock.cli.options import echo_table, progress_line, require_cluster, settings_options
 from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
-from lockstock.errors import CodecError
 from lockstock.kafka import Kafka, kafka_for
 from lockstock.readback import stock_states
+from lockstock.reader import Reader
 from lockstock.settings import Settings, parse_int
 from lockstock.sheet import (
     COLUMNS, REASON_HINTS, RETRY_HINT, ManualUnit, RowError, RowOutcome, SheetRow, applied_before, iso_utc, new_sheet_id,
@@ -215,18 +215,15 @@ def _apply(kafka: Kafka, rows: list[SheetRow], units: list[ManualUnit], sheet_id
 def _send_and_decide(kafka: Kafka, units: list[ManualUnit], wait_s: int) -> dict[str, dict[str, Any]]:
     """Send the orders, wait for a decision on each, then pay the locked ones (before the
     channel's unpaid-lock timer could release them). Order id -> latest decision."""
-    topic = kafka.topics.orders_decisions
-    consumer = kafka.consumer()
-    try:
-        # From the decisions topic's end as of now: every decision for these orders comes after
-        # this point (a duplicate's is repeated), and the topic's history is never re-read.
-        kafka.assign_at(consumer, end=[topic])
+    # From the decisions topic's end as of now: every decision for these orders comes after
+    # this point (a duplicate's is repeated), and the topic's history is never re-read.
+    with kafka.reader(end=[kafka.topics.orders_decisions]) as reader:
         client = LockstockClient(kafka)
         for unit in units:
             client.place_order(unit.order_id, [(unit.sku, 1)], channel=unit.channel, buyer=unit.buyer_id,
                                region=unit.region)
         _deliver(client, f"{len(units)} orders")
-        decisions = _wait_for_decisions(kafka, consumer, topic, {u.order_id for u in units}, wait_s)
+        decisions = _wait_for_decisions(reader, {u.order_id for u in units}, wait_s)
         locked = [u for u in units if (decisions.get(u.order_id) or {}).get("status") == "LOCKED"]
         for unit in locked:
             client.order_event(unit.order_id, "PAID", channel=unit.channel, event_id=unit.order_id + PAID_SUFFIX)
@@ -234,8 +231,6 @@ def _send_and_decide(kafka: Kafka, units: list[ManualUnit], wait_s: int) -> dict
         if locked:
             click.echo(f"sent PAID for {len(locked)} locked orders", err=True)
         return decisions
-    finally:
-        consumer.close()
 
 
 def _deliver(client: LockstockClient, what: str) -> None:
@@ -245,20 +240,17 @@ def _deliver(client: LockstockClient, what: str) -> None:
                                    "run reconcile again (it is idempotent)")
 
 
-def _wait_for_decisions(kafka: Kafka, consumer: Any, topic: str, order_ids: set[str], wait_s: int) -> dict[str, dict[str, Any]]:
-    wanted = {order_id.encode(): order_id for order_id in order_ids}
+def _wait_for_decisions(reader: Reader, order_ids: set[str], wait_s: int) -> dict[str, dict[str, Any]]:
+    """Order id -> its latest decision, for those decided within ``wait_s``. A record that is not
+    a decision is the reader's to count and log; the engine's own decision follows it."""
     decisions: dict[str, dict[str, Any]] = {}
     progress = progress_line("waiting for the engine's decisions")
     deadline = time.monotonic() + wait_s
     while len(decisions) < len(order_ids) and time.monotonic() < deadline:
-        for message in consumer.consume(1000, 0.2):
-            order_id = wanted.get(message.key() or b"") if message.error() is None else None
-            if order_id is None:  # someone else's order: not even decoded
-                continue
-            try:
-                decisions[order_id] = kafka.codec.decode(message.value(), topic=topic).value
-            except CodecError:
-                continue  # not a decision the engine wrote; the engine's own will follow
+        for record in reader.poll(0.2, 1000):
+            order_id = (record.key or b"").decode("utf-8", "replace")
+            if order_id in order_ids:  # else someone else's order
+                decisions[order_id] = record.value
         if order_ids:
             progress(len(decisions), len(order_ids))
     return decisions

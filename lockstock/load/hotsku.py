@@ -93,5 +93,5 @@ def largest_changelog_record(kafka: Kafka, progress: Callable[[str], None], time
             last[0] = time.monotonic()
             progress(f"reading {topic}: {read}/{total} records")
 
-    records = ((m.key(), m.value()) for m in read_to_end(kafka, [topic], timeout=timeout_s, progress=report))
+    records = ((r.key, r.value) for r in read_to_end(kafka, [topic], timeout=timeout_s, progress=report))
     return {**largest_value(records), "topic": topic, "read_s": round(time.monotonic() - started, 1)}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -16,11 +15,12 @@ import click
 
 from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
-from lockstock.errors import SettingsError
-from lockstock.kafka import Kafka, take
+from lockstock.errors import BrokerError, SettingsError, describe_kafka_error
+from lockstock.kafka import Kafka
 from lockstock.load.deaths import Watchdog
 from lockstock.load.profile import LoadProfile, OrderMaker, units_to_lock_all
 from lockstock.load.tally import Tally
+from lockstock.reader import Record
 
 FILL_PROGRESS_S = 5.0
 
@@ -135,16 +135,24 @@ class LoadRun:
 
     @contextlib.contextmanager
     def _reading(self):
-        stop, ready = threading.Event(), threading.Event()
-        reader = threading.Thread(target=self._read, args=(stop, ready), daemon=True)
+        """Decisions and channel stock from now on (read from the end offsets: no history) into
+        ``inbox``, on a thread, for the duration."""
+        topics = self.kafka.topics
+        reader = self.kafka.reader_thread(self._received, end=[topics.orders_decisions, topics.channels_stock],
+                                          name="lockstock-load-reader", poll_s=0.05, batch=1000)
         reader.start()
-        if not ready.wait(30):
-            raise SettingsError("could not start reading decisions within 30 s")
         try:
+            reader.wait_ready(30)
             yield
         finally:
-            stop.set()
-            reader.join(10)
+            reader.stop(10)
+        if reader.failure is not None:
+            raise BrokerError(f"reading decisions failed: {describe_kafka_error(reader.failure)}") from reader.failure
+
+    def _received(self, records: list[Record], caught_up: bool) -> None:
+        received = now_ms()
+        for record in records:
+            self.inbox.put((record.topic, record.value, received))
 
     def _produce(self, order: dict, twice: bool, tally: Tally | None = None) -> None:
         payload = self.kafka.codec.encode("OrderPlaced", order, topic=self.kafka.topics.orders_placed)
@@ -190,22 +198,6 @@ class LoadRun:
     def _cancel(self, order_id: str, channel: str | None) -> None:
         self.client.order_event(order_id, "CANCELLED", reason="load test cancellation",
                                 channel=channel or self.profile.channels[0])
-
-    def _read(self, stop: threading.Event, ready: threading.Event) -> None:
-        """Decisions and channel stock from now on (assigned at the end offsets: no history)."""
-        topics = self.kafka.topics
-        consumer = self.kafka.consumer()
-        try:
-            self.kafka.assign_at(consumer, end=[topics.orders_decisions, topics.channels_stock])
-            ready.set()
-            while not stop.is_set():
-                for message in take(consumer, 1000, 0.05):
-                    if message.error() is None:
-                        value = self.kafka.codec.decode(message.value()).value
-                        self.inbox.put((message.topic(), value, now_ms()))
-        finally:
-            ready.set()
-            consumer.close()
 
     def _pump(self) -> None:
         topics = self.kafka.topics

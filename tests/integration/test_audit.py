@@ -31,7 +31,7 @@ def verify(kafka: Kafka, *args: str, **settings) -> tuple[int, dict]:
 
 def audit_records(kafka: Kafka) -> list[dict]:
     topic = kafka.topics.inventory_audit
-    return [kafka.codec.decode(m.value(), topic=topic).value for m in read_to_end(kafka, [topic])]
+    return [kafka.codec.decode(r.value, topic=topic).value for r in read_to_end(kafka, [topic])]
 
 
 def wait_for_view(worker, sku: str, done, timeout: float = 60.0) -> dict:

@@ -182,8 +182,8 @@ def test_export_sell_offline_reconcile_and_reconcile_again(kafka, workers, tmp_p
         assert views(worker) == after
         time.sleep(0.3)
     decisions: dict[str, list[tuple]] = {}
-    for message in read_to_end(kafka, [kafka.topics.orders_decisions]):
-        value = kafka.codec.decode(message.value(), topic=message.topic()).value
+    for record in read_to_end(kafka, [kafka.topics.orders_decisions]):
+        value = kafka.codec.decode(record.value, topic=record.topic).value
         if value["order_id"].startswith("manual:"):
             decisions.setdefault(value["order_id"], []).append((value["status"], value["reason"], value["decided_at"]))
     assert len(decisions) == 3 + 7 + 2 + 1

@@ -218,7 +218,7 @@ def final_decisions(client: LockstockClient, ids: set[str], *, released: str) ->
 
 
 def alerts_on_topic(kafka) -> list[dict]:
-    return [kafka.codec.decode(m.value(), topic=m.topic()).value for m in read_to_end(kafka, [kafka.topics.inventory_alerts])]
+    return [kafka.codec.decode(r.value, topic=r.topic).value for r in read_to_end(kafka, [kafka.topics.inventory_alerts])]
 
 
 @pytest.mark.timeout(300)
