@@ -245,23 +245,13 @@ def keys_on_topic(kafka: Kafka, topic: str, wanted: set[str], timeout_s: float =
     found: set[str] = set()
     if not wanted:
         return found
-    consumer = kafka.consumer()
-    try:
-        ends = kafka.assign_at(consumer, beginning=[topic])
-        left = {tp: end for tp, end in ends.items() if end > 0}
+    with kafka.reader(beginning=[topic], raw=[topic]) as reader:
         deadline = time.monotonic() + timeout_s
-        while left and found != wanted and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is not None:
-                    continue
-                key = (message.key() or b"").decode(errors="replace")
+        while not reader.caught_up and found != wanted and time.monotonic() < deadline:
+            for record in reader.poll(0.5, 1000):
+                key = (record.key or b"").decode(errors="replace")
                 if key in wanted:
                     found.add(key)
-                place = (message.topic(), message.partition())
-                if place in left and message.offset() + 1 >= left[place]:
-                    del left[place]
-    finally:
-        consumer.close()
     return found
 
 

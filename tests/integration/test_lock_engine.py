@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import TopicPartition
 
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import load_catalog
@@ -54,27 +54,22 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = TIMEOUT, inte
 
 
 class Feed:
-    """Reads the engine's output topics from the beginning with one consumer (assigned, not
-    subscribed: no group join), keeping every record."""
+    """Reads the engine's output topics from the beginning with one group-less reader, keeping
+    every record; a record it cannot decode fails the test at the next ``sync``."""
 
     def __init__(self, kafka: Kafka) -> None:
         self.kafka = kafka
         t = kafka.topics
         self.topics = [t.orders_decisions, t.inventory_alerts, t.channels_stock, t.deadletter]
-        self.consumer = kafka.consumer()
+        self.reader = kafka.reader(beginning=self.topics)
         self.partitions = [TopicPartition(topic, p) for topic in self.topics for p in range(kafka.settings.partitions)]
-        self.consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self.partitions])
         self.records: dict[str, list[tuple[str, dict]]] = {topic: [] for topic in self.topics}
         self.positions: dict[tuple[str, int], int] = {}
 
     def poll(self, wait: float = 0.05) -> None:
-        for message in self.consumer.consume(1000, wait):
-            if message.error() is not None:
-                continue
-            topic = message.topic()
-            key = (message.key() or b"").decode()
-            self.records[topic].append((key, self.kafka.codec.decode(message.value(), topic=topic).value))
-            self.positions[(topic, message.partition())] = message.offset() + 1
+        for record in self.reader.poll(wait, 1000):
+            self.records[record.topic].append(((record.key or b"").decode(), record.value))
+            self.positions[(record.topic, record.partition)] = record.offset + 1
 
     def until(self, what: str, probe: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
         def step() -> Any:
@@ -84,12 +79,13 @@ class Feed:
 
     def sync(self, timeout: float = TIMEOUT) -> None:
         """Read every topic up to the end offsets as of now."""
-        ends = self.kafka.end_offsets(self.consumer, self.partitions)
+        ends = self.kafka.end_offsets(self.reader.consumer, self.partitions)
         self.until("the feed to reach the end offsets", lambda: all(
             self.positions.get(tp, 0) >= end for tp, end in ends.items()), timeout)
+        assert not self.reader.bad.undecodable, self.reader.bad.last_reason
 
     def close(self) -> None:
-        self.consumer.close()
+        self.reader.close()
 
     # views over what was read
     def decisions(self, order_id: str) -> list[dict]:
