@@ -1,15 +1,15 @@
 """Avro binary encoders compiled from lockstock's record schemas, byte for byte what fastavro writes.
 
 fastavro's ``schemaless_writer`` interprets the schema on every call: it looks up each field's
-type by name, validates every union branch and runs logical-type hooks. On the lock path that
-was the worker's largest single cost (docs/benchmarks.md). Here each record schema becomes one Python function, generated once, that
-writes the fields in order with nothing left to look up. The output is the same bytes:
+type by name, validates every union branch and runs logical-type hooks (docs/decisions/0005).
+Here each record schema becomes one Python function, generated once, that writes the fields in
+order with nothing left to look up. The output is the same bytes:
 ``tests/unit/test_avro_writer.py`` checks every record against fastavro, on examples and on
 generated values. Where it is stricter (fastavro truncates a float given for an int; this
 raises), the codec hands the value to fastavro, whose bytes or error stand
 (``lockstock.codec.AvroCodec._body``), so callers see fastavro's behaviour, only faster.
 
-Reading stays with fastavro (it also resolves older writer schemas).
+Reading is ``lockstock/avro_reader.py``'s; records of older writer schemas are resolved by fastavro.
 
 Supported: every Avro type except unions of more than one non-null branch, which lockstock's
 schemas do not use; ``compile_writer`` raises ``SchemaError`` on one rather than guess.

@@ -4,9 +4,7 @@ faust-streaming 0.15.3 hands every fetched record to the conductor with
 ``await self.wait_first(callback(message), self.suspend_flow.wait())``: per record that creates
 four tasks (the callback, the flow-suspension wait and the service's stopped and crashed waits),
 an ``asyncio.wait`` and three cancellations. The callback itself almost never waits: it decodes
-the record and puts it on its stream's queue. Profiled (py-spy ``--gil``, 8,000-order burst) the
-wait was about a third of Faust's share of the worker, and an agent that does nothing received
-11-13 k records/s (docs/benchmarks.md).
+the record and puts it on its stream's queue (docs/decisions/0002).
 
 ``EagerDrainConsumer`` runs the callback's first step at once, as a task's first step would have
 run (and as Python 3.12's eager tasks do). Only when the callback has to wait (flow control

@@ -27,9 +27,8 @@ from streams.engine.state import SkuState
 from streams.engine.stock import apply_line_request
 
 
-# Events and outputs are never changed once made, but not frozen: a frozen dataclass sets each
-# field through object.__setattr__, which made making one cost 0.6 us instead of 0.15, several
-# times per order line.
+# Events and outputs are never changed once made, but not frozen: a frozen dataclass costs
+# several times as much to make, several times per order line (docs/decisions/0006).
 @dataclass(slots=True)
 class Event:
     """One input record as a fold sees it."""

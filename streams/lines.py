@@ -29,10 +29,9 @@ def is_line_key(key: bytes | None) -> bool:
 
 def compact(data: bytes) -> bytes:
     """A copy of ``data`` that takes no more memory than it needs, for bytes kept beyond the
-    next allocation. What orjson.dumps returns sits at the start of a much larger allocation
-    that the allocator cannot hand out again while it lives (github.com/ijl/orjson/issues/483):
-    a kept 40-byte key costs a page of memory and its page fault (2.5 us per key kept, against
-    0.1 us to make it). A batch keeps its keys and records until its commit."""
+    next allocation: what orjson.dumps returns pins a much larger allocation while it lives
+    (github.com/ijl/orjson/issues/483; docs/decisions/0006). A batch keeps its keys and records
+    until its commit."""
     return b"%b" % data
 
 

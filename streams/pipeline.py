@@ -3,7 +3,7 @@
 A commit (streams/transaction.py, steps 3-6) is acknowledged sends and a store write; the
 folding of a batch is CPU. Done one after the other, every batch's records also waited for the
 previous batch's acknowledgements, which put most of an order's latency on the commit path
-(docs/benchmarks.md). Here the agent seals a batch (step 2), hands its commit to the
+(docs/decisions/0004). Here the agent seals a batch (step 2), hands its commit to the
 pipeline and takes the next batch at once.
 
 What keeps that safe:

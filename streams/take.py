@@ -2,9 +2,8 @@
 
 ``Stream.take_events`` hands a batch over through Faust's per-event machinery: a passive
 drainer task iterates the stream one event at a time, runs each through a processor that appends
-it to a buffer, and wakes the agent when the buffer is full or its wait ran out. Profiled
-(py-spy ``--gil``, a burst on one worker) that machinery was 11-15 % of the worker, for records
-the conductor had already decoded and queued (docs/benchmarks.md).
+it to a buffer, and wakes the agent when the buffer is full or its wait ran out: a large share
+of the worker, for records the conductor had already decoded and queued (docs/decisions/0003).
 
 ``take_batches`` reads the same queue (the stream's channel: the conductor still does the
 delivery, the flow control and the backpressure), and does per event only what Faust's stream

@@ -17,8 +17,8 @@
 4. Group join waits ~session_timeout/2: this profile uses session 3 s / heartbeat 1 s
    (Apache Kafka rejects sessions under its group.min.session.timeout.ms = 6 s, hence not global).
 5. A long-poll Fetch is answered only when its max wait expires, even when data arrives
-   sooner (found here, 2026-11-24). Faust hard-codes aiokafka's fetch_max_wait_ms=1500, which
-   put ~1.5 s on every pipeline hop; this profile waits at most EMBEDDED_FETCH_MAX_WAIT_MS.
+   sooner. Faust hard-codes aiokafka's fetch_max_wait_ms=1500 (1.5 s on every pipeline hop);
+   this profile waits at most EMBEDDED_FETCH_MAX_WAIT_MS (docs/decisions/0001).
 6. offsets_for_times, CreatePartitions and DeleteRecords are broken: lockstock never calls them.
 7. Compaction and retention are never applied and storage is memory only: a broker restart loses
    everything (documented in the README; not a supported scenario).

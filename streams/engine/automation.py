@@ -254,8 +254,8 @@ def react(state: SkuState, now: int, rules: Rules, region: str | None = None) ->
     for name in state.regions:
         if name != region:
             alerts += flex_on_threshold(state, name, now, rules)
-    # Each reaction below used to prune and add up the window itself; the flex transfers above
-    # do not read it, so pruning once here is the same.
+    # The window is pruned once for every reaction below (docs/decisions/0007); the flex
+    # transfers above do not read it.
     _prune(state, now, rules)
     # A reallocation only moves allocation between regions, which leaves ``available`` as it
     # was, and the limit changes no count: one sum serves the limit and the replenishment.
