@@ -16,6 +16,10 @@ long-polls up to WaitTimeSeconds (capped by ``max_wait_s``); a received message 
 for ``visibility_timeout_s`` and comes back (new receipt handle) unless deleted with its latest
 receipt handle; a stale handle is accepted without deleting, as SQS does.
 
+The signature check is the fake's own, written from AWS's specification (``signing_key``,
+``canonical_request``, ``sigv4_signature``), not botocore's: lockstock signs with botocore, and a
+check by the same code would pass whatever that code got wrong.
+
 A sale enqueues an ORDER_CHANGE notification (OrderStatus Pending) instead of posting a webhook;
 ``enqueue_status`` follows up with Unshipped / Canceled / Shipped. ``sns_envelope=True`` wraps
 notifications the way an SNS topic feeding the queue would.
@@ -33,12 +37,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
 
-from connectors.amazon import LISTINGS_PATH, SQS_CONTENT_TYPE, canonical_request, sigv4_signature
+from connectors.amazon import LISTINGS_PATH, SQS_CONTENT_TYPE
 from connectors.fakes.base import FakeMarketplace, Sale
 
 _AUTHORIZATION = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,\s*"
@@ -46,6 +50,43 @@ _AUTHORIZATION = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([
 MAX_CLOCK_SKEW_S = 15 * 60
 
 
+# ---- AWS Signature Version 4, the verifier's side ----------------------------------------------
+def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, yyyymmdd), region), service), "aws4_request")."""
+    key = _hmac(("AWS4" + secret_key).encode(), date)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
+
+
+def canonical_request(method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> tuple[str, str]:
+    """(canonical request, signed header list) over every header given (names lower-cased).
+    ``path`` is the request path as sent (percent-encoded); services other than S3 expect it
+    encoded once more, which ``quote`` does (S3's plain paths come out the same)."""
+    canonical_query = "&".join(
+        f"{k}={v}" for k, v in sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+                                      for k, v in parse_qsl(query, keep_blank_values=True)))
+    named = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()}
+    signed = ";".join(sorted(named))
+    lines = "".join(f"{name}:{named[name]}\n" for name in sorted(named))
+    text = "\n".join([method.upper(), quote(path or "/", safe="/~"), canonical_query, lines, signed,
+                      hashlib.sha256(body).hexdigest()])
+    return text, signed
+
+
+def sigv4_signature(secret_key: str, amz_date: str, region: str, service: str, canonical: str) -> str:
+    """The hex signature of a canonical request signed at ``amz_date`` (yyyymmddThhmmssZ)."""
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = signing_key(secret_key, amz_date[:8], region, service)
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+# ---- notifications ------------------------------------------------------------------------------
 def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -1,6 +1,10 @@
 """Amazon: SigV4 against AWS's documented vectors, ORDER_CHANGE mapping, the listings pusher, the
 fake's listings and SQS endpoints, and the consume loop's delete-only-after-ack behaviour.
 
+SigV4 is checked on both sides: ``sign_request`` (lockstock's, by botocore) and the fake's own
+verifier (``canonical_request``, ``signing_key``, ``sigv4_signature`` in connectors/fakes/amazon.py);
+more vectors for both are in test_amazon_signing.py.
+
 SigV4 vectors: the IAM ListUsers example of the AWS General Reference (sigv4-create-canonical-
 request / sigv4-calculate-signature / sigv4-add-signature-to-request) and three S3 examples of
 "Signature Calculations for the Authorization Header" (GET Object, GET Bucket lifecycle, GET
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import math
 import time
@@ -21,15 +26,13 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from connectors import amazon
 from connectors.amazon import (
     AmazonNotifications, AmazonStockPusher, NotificationSource, QueueMessage, SqsError, SqsSource,
-    canonical_request, consume_notifications, notification_source, queue_region, sign_request, signing_key,
-    sigv4_signature,
+    consume_notifications, notification_source, queue_region, sign_request,
 )
 from connectors.base import REGISTRY, ApiCall, Intake, NotConfigured, PayloadError, RateBudget, StockPush
 from connectors.config import stock_pushers, webhook_adapters
-from connectors.fakes.amazon import FakeAmazon, sns_envelope
+from connectors.fakes.amazon import FakeAmazon, canonical_request, signing_key, sigv4_signature, sns_envelope
 from connectors.fakes.base import Sale
 from lockstock.catalog import catalog_from_dict
 from lockstock.errors import SettingsError
@@ -63,7 +66,7 @@ def test_sigv4_matches_the_documented_iam_example():
                "x-amz-date": "20150830T123600Z"}
     canonical, signed = canonical_request("GET", "/", "Action=ListUsers&Version=2010-05-08", headers, b"")
     assert signed == "content-type;host;x-amz-date"
-    assert amazon.hashlib.sha256(canonical.encode()).hexdigest() == \
+    assert hashlib.sha256(canonical.encode()).hexdigest() == \
         "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
     assert signing_key(SECRET, "20150830", "us-east-1", "iam").hex() == \
         "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
