@@ -13,13 +13,15 @@ from confluent_kafka.admin import NewTopic
 from lockstock.client import LockstockClient
 from lockstock.errors import BrokerError
 from lockstock.reader import Record
+from schemas.records import OrderDecision
+from tests.builders import order_decision
 
 pytestmark = pytest.mark.integration
 
 
-def decision(order_id: str) -> dict:
-    return {"order_id": order_id, "status": "REJECTED", "reason": "OUT_OF_STOCK", "channel": "tiktok-us",
-            "lines": [], "placed_at": 1, "decided_at": 2}
+def decision(order_id: str) -> OrderDecision:
+    """A small valid OrderDecision: rejected, out of stock, no lines, placed at 1 ms and decided at 2."""
+    return order_decision(order_id, "REJECTED", reason="OUT_OF_STOCK", placed_at=1, decided_at=2)
 
 
 def send_decisions(client: LockstockClient, order_ids: list[str]) -> None:

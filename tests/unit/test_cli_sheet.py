@@ -13,6 +13,7 @@ from lockstock.cli import cli
 from lockstock.cli import sheet as sheet_cli  # noqa: F401  (registers export and reconcile)
 from lockstock.sheet import COLUMNS, sheet_rows, to_csv
 from streams.engine.commands import apply_command
+from tests.builders import inventory_command
 
 SHEET = "20261124T201500Z-3fa9"
 NO_CLUSTER = {"KAFKA_BOOTSTRAP_SERVERS": ""}
@@ -24,8 +25,8 @@ def invoke(*args: str, env: dict[str, str] | None = None):
 
 
 def exported_rows():
-    state, _, _ = apply_command(None, {"command_id": "s", "sku": "RING", "type": "SET_STOCK", "issued_at": 0,
-                                       "total": 100}, load_catalog(), 0)
+    state, _, _ = apply_command(None, inventory_command("SET_STOCK", "s", sku="RING", issued_at=0, total=100),
+                                load_catalog(), 0)
     return sheet_rows({"RING": state}, load_catalog(), SHEET, 1_795_000_000_000)
 
 

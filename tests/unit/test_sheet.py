@@ -5,52 +5,44 @@ own pure functions; no Kafka."""
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import pytest
 
-from lockstock.catalog import load_catalog
 from lockstock.sheet import (
     COLUMNS, ManualUnit, SheetRow, applied_before, iso_utc, manual_order_id, new_sheet_id, parse_records,
     parse_sheet, plan_reconcile, reconcile_outcomes, sheet_rows, sku_summary, to_csv, units_beyond_count,
 )
-from streams.engine.commands import apply_command
-from streams.engine.stock import commit_order_line, lock_order_line
+from streams.engine.stock import commit_order_line
+from tests.builders import CATALOG, commanded, lock_line, order_decision, quiet
 
-CATALOG = load_catalog()
-QUIET = dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, limit_min_units=10**9,
-                                                               realloc_min_units=10**9, flex_threshold_pct=100))
+QUIET = quiet(flex_threshold_pct=100)
 NOW = 1_795_000_000_000  # 2026-11-18T11:06:40Z
 SHEET = "20261124T201500Z-3fa9"
 HEADER = ",".join(COLUMNS)
 
-
-def command(state, sku, kind, command_id, **fields):
-    state, applied, _ = apply_command(state, {"command_id": command_id, "sku": sku, "type": kind, "issued_at": NOW,
-                                              **fields}, QUIET, NOW)
-    assert applied
-    return state
+command = partial(commanded, catalog=QUIET, now=NOW)  # this module's commands: QUIET rules, at NOW
 
 
 def lock(state, order_id, qty, region, channel, buyer=None):
-    request = {"order_id": order_id, "sku": state.sku, "qty": qty, "action": "LOCK", "channel": channel,
-               "buyer_id": buyer or order_id, "region": region, "sku_count": 1, "placed_at": NOW, "reason": None,
-               "warehouse": None}
-    state, outcome, _ = lock_order_line(state, request, QUIET, NOW)
+    """(state, outcome) of a LOCK at NOW under QUIET rules; the buyer is the order itself unless named."""
+    state, outcome, _ = lock_line(state, order_id, qty, region=region, channel=channel, buyer_id=buyer or order_id,
+                                  catalog=QUIET, now=NOW)
     return state, outcome
 
 
 def states():
     """RING: US 40 / EU 30 / SEA 10 + flex 20; 7 locked in US (3 of them paid), 2 in EU; amazon-eu
     paused; 50 units on the way to EU and 5 to the flex pool. BAND: 10 units, all in SEA."""
-    ring = command(None, "RING", "SET_STOCK", "s1", total=100, regions={"US": 40, "EU": 30, "SEA": 10}, flex_pct=20)
+    ring = command(None, "SET_STOCK", "s1", sku="RING", total=100, regions={"US": 40, "EU": 30, "SEA": 10}, flex_pct=20)
     ring, _ = lock(ring, "o-1", 4, "US", "tiktok-us")
     ring, _ = lock(ring, "o-2", 3, "US", "shopify")
     ring, _ = commit_order_line(ring, "o-2")
     ring, _ = lock(ring, "o-3", 2, "EU", "tiktok-eu")
-    ring = command(ring, "RING", "PAUSE_CHANNEL", "p1", channel="amazon-eu")
-    ring = command(ring, "RING", "RESTOCK", "t-eu", quantity=50, region="EU", eta=NOW + 36 * 3600_000)
-    ring = command(ring, "RING", "RESTOCK", "t-flex", quantity=5, region="flex", eta=NOW + 2 * 3600_000)
-    band = command(None, "BAND", "SET_STOCK", "s2", total=10, regions={"SEA": 10}, flex_pct=0)
+    ring = command(ring, "PAUSE_CHANNEL", "p1", channel="amazon-eu")
+    ring = command(ring, "RESTOCK", "t-eu", quantity=50, region="EU", eta=NOW + 36 * 3600_000)
+    ring = command(ring, "RESTOCK", "t-flex", quantity=5, region="flex", eta=NOW + 2 * 3600_000)
+    band = command(None, "SET_STOCK", "s2", sku="BAND", total=10, regions={"SEA": 10}, flex_pct=0)
     return {"RING": ring, "BAND": band}
 
 
@@ -277,7 +269,7 @@ def test_every_unit_is_one_order_with_a_fixed_id():
 
 def test_offline_units_lock_past_a_purchase_limit_and_a_rerun_changes_nothing():
     state = states()["BAND"]
-    state = command(state, "BAND", "SET_PURCHASE_LIMIT", "l1", buyer_limit=1)
+    state = command(state, "SET_PURCHASE_LIMIT", "l1", buyer_limit=1)
     units = plan_reconcile([SheetRow(2, SHEET, "BAND", "SEA", "shopee-my", 4)], SHEET)
     for unit in units:
         state, outcome = lock(state, unit.order_id, 1, unit.region, unit.channel, unit.buyer_id)
@@ -318,18 +310,14 @@ def test_a_lowered_count_is_found_and_never_given_back():
 # ---------------------------------------------------------------- the outcome
 
 
-def decision(status, reason=None):
-    return {"status": status, "reason": reason}
-
-
 def test_outcomes_per_row():
     rows = [SheetRow(2, SHEET, "RING", "US", "tiktok-us", 4), SheetRow(5, SHEET, "BAND", "SEA", "shopee-my", 3),
             SheetRow(6, SHEET, "BAND", "SEA", "shopee-th", 0)]
     units = plan_reconcile(rows, SHEET)
     ids = [u.order_id for u in units]
-    decisions = {ids[0]: decision("LOCKED"), ids[1]: decision("LOCKED"), ids[2]: decision("LOCKED"),
-                 ids[4]: decision("LOCKED"), ids[5]: decision("REJECTED", "OUT_OF_STOCK"),
-                 ids[6]: decision("RELEASED", "PAYMENT_TIMEOUT")}
+    decisions = {order_id: order_decision(order_id, status, reason=reason) for order_id, status, reason in [
+        (ids[0], "LOCKED", None), (ids[1], "LOCKED", None), (ids[2], "LOCKED", None), (ids[4], "LOCKED", None),
+        (ids[5], "REJECTED", "OUT_OF_STOCK"), (ids[6], "RELEASED", "PAYMENT_TIMEOUT")]}
     outcomes = reconcile_outcomes(rows, units, decisions, done_before={ids[0], ids[1]}, beyond={6: 2})
     ring, band, cleared = outcomes
     assert (ring.applied, ring.already, ring.rejected, ring.undecided, ring.ok) == (1, 2, {}, 1, False)

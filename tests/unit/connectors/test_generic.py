@@ -18,7 +18,7 @@ from connectors.fakes.base import Sale
 from connectors.fakes.generic import FakeGenericSite, signed
 from connectors.generic import GenericStockPusher, GenericWebhooks
 from connectors.signatures import SignatureError
-from lockstock.catalog import catalog_from_dict
+from tests.builders import catalog_of
 from tests.unit.connectors.helpers import execute
 
 SECRET = "own-site"
@@ -31,10 +31,10 @@ RECEIVED_MS = 1795000000500
 
 
 def make_catalog(*generic_channels: str, **section):
+    """Generic-site channels (plus shopify), all in the US, with ``section`` as the generic connector's."""
     channels = {c: {"platform": "generic", "region": "US"} for c in generic_channels}
     channels["shopify"] = {"platform": "shopify", "region": "US"}
-    return catalog_from_dict({"regions": {"US": {"warehouses": ["LA", "NJ"]}, "EU": {"warehouses": ["RTM"]}},
-                              "channels": channels, "connectors": {"generic": section}})
+    return catalog_of(channels, connectors={"generic": section})
 
 
 CATALOG = make_catalog("site", base_url="https://shop.example.com/lockstock")

@@ -20,6 +20,7 @@ from connectors.fakes.shopify import FakeShopify
 from connectors.shopify import SET_QUANTITIES, ShopifyStockPusher, ShopifyWebhooks
 from connectors.signatures import SignatureError
 from lockstock.catalog import catalog_from_dict
+from tests.builders import catalog_of
 from tests.unit.connectors.helpers import send
 
 SECRET = "shpss_test_secret"
@@ -37,20 +38,17 @@ ITEM_1, ITEM_2 = "gid://shopify/InventoryItem/11", "gid://shopify/InventoryItem/
 
 
 def make_catalog(**shopify_settings):
-    return catalog_from_dict({
-        "regions": {"US": {"warehouses": ["LA", "NJ"]}, "EU": {"warehouses": ["RTM"]}},
-        "channels": {
-            "shopify": {"platform": "shopify", "region": "US", "account": SHOP, "connector": {
-                "location_id": LOCATION, "inventory_items": {"SKU-1": ITEM_1, "SKU-2": 12},
-                "warehouses": {"1": "LA"}}},
-            "youtube-us": {"platform": "youtube", "region": "US", "store": "shopify",
-                           "connector": {"source": "1780363"}},
-            "instagram-us": {"platform": "instagram", "region": "US", "store": "shopify",
-                             "connector": {"source": ["2329312", "instagram"]}},
-            "tiktok-us": {"platform": "tiktok", "region": "US"},
-        },
-        "connectors": {"shopify": {"country_regions": {"de": "EU", "US": "US"}, **shopify_settings}},
-    })
+    """The shop's channels in the US and EU, with ``shopify_settings`` in the connector section."""
+    return catalog_of({
+        "shopify": {"platform": "shopify", "region": "US", "account": SHOP, "connector": {
+            "location_id": LOCATION, "inventory_items": {"SKU-1": ITEM_1, "SKU-2": 12},
+            "warehouses": {"1": "LA"}}},
+        "youtube-us": {"platform": "youtube", "region": "US", "store": "shopify",
+                       "connector": {"source": "1780363"}},
+        "instagram-us": {"platform": "instagram", "region": "US", "store": "shopify",
+                         "connector": {"source": ["2329312", "instagram"]}},
+        "tiktok-us": {"platform": "tiktok", "region": "US"},
+    }, connectors={"shopify": {"country_regions": {"de": "EU", "US": "US"}, **shopify_settings}})
 
 
 CATALOG = make_catalog()

@@ -12,6 +12,7 @@ from lockstock.errors import SettingsError
 from lockstock.load.profile import LoadProfile, OrderMaker, units_to_lock_all
 from lockstock.load.tally import Tally
 from streams.engine.commands import plan_split
+from tests.builders import order_decision
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -62,21 +63,17 @@ def test_uniform_popularity_when_zipf_is_zero():
     assert max(counts.values()) / min(counts.values()) < 1.15
 
 
-def decision(order_id, status, *lines, reason=None):
-    return {"order_id": order_id, "status": status, "reason": reason, "lines": [{"sku": s, "qty": q} for s, q in lines]}
-
-
 def test_tally_recomputes_oversold_and_latency_from_decisions_alone():
     tally = Tally({"A": 3})
     for i in range(4):
         tally.sent({"order_id": f"o{i}", "placed_at": 1000})
-    assert tally.decided(decision("o0", "LOCKED", ("A", 2)), 1100)
-    assert tally.decided(decision("o1", "LOCKED", ("A", 2)), 1300)  # an engine that oversold by 1
-    assert not tally.decided(decision("o1", "LOCKED", ("A", 2)), 1400)  # a repeated decision
-    assert not tally.decided(decision("x", "LOCKED", ("A", 9)), 1400)  # not ours
+    assert tally.decided(order_decision("o0", "LOCKED", ("A", 2)), 1100)
+    assert tally.decided(order_decision("o1", "LOCKED", ("A", 2)), 1300)  # an engine that oversold by 1
+    assert not tally.decided(order_decision("o1", "LOCKED", ("A", 2)), 1400)  # a repeated decision
+    assert not tally.decided(order_decision("x", "LOCKED", ("A", 9)), 1400)  # not ours
     assert tally.oversold() == 1 and tally.undecided() == 2
-    tally.decided(decision("o1", "RELEASED", ("A", 2), reason="CANCELLED"), 1500)
-    tally.decided(decision("o2", "REJECTED", ("A", 1), reason="OUT_OF_STOCK"), 1200)
+    tally.decided(order_decision("o1", "RELEASED", ("A", 2), reason="CANCELLED"), 1500)
+    tally.decided(order_decision("o2", "REJECTED", ("A", 1), reason="OUT_OF_STOCK"), 1200)
     summary = tally.summary()
     assert summary["oversold"] == 0 and summary["held_units"] == 2 and summary["undecided"] == 1
     assert summary["latency"]["max_ms"] == 300 and summary["latency"]["p50_ms"] == 200

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 from lockstock.metrics.worker import (
     CLOCK_SKEW_MS, MeteredProducer, WorkerMetrics, changelog_size, consumer_lag, decision_latency_ms, tally_batch,
 )
+from tests.builders import order_decision
 from tests.unit.metrics.helpers import value
 
 
 def decision(status: str, reason: str | None = None, placed_at: int | None = 1_000, decided_at: int = 1_250):
-    return SimpleNamespace(record="OrderDecision", value={
-        "order_id": "o", "status": status, "reason": reason, "placed_at": placed_at, "decided_at": decided_at})
+    return SimpleNamespace(record="OrderDecision", value=order_decision(
+        "o", status, reason=reason, placed_at=placed_at, decided_at=decided_at))
 
 
 def other(record: str = "LineLockRequests"):

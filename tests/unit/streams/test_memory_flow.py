@@ -11,15 +11,14 @@ from collections import Counter
 import orjson
 import pytest
 
-from lockstock.catalog import load_catalog
 from lockstock.deadletter import PROCESSING_ERROR, UNDECODABLE
 from lockstock.topics import DEADLETTER, INVENTORY_COMMANDS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_PLACED
 from streams import folds
 from streams.engine.state import SkuState
 from streams.lines import is_line_key
 from streams.memory import Crashed, MemoryFlow
+from tests.builders import CATALOG, inventory_command, order_event, order_placed
 
-CATALOG = load_catalog()
 NOW = 1_800_000_000_000
 
 
@@ -37,21 +36,19 @@ def new_flow(tmp_path, **kw) -> MemoryFlow:
 
 
 def set_stock(flow: MemoryFlow, sku: str, total: int, regions: dict[str, int] | None = None) -> None:
-    flow.send(INVENTORY_COMMANDS, sku, "InventoryCommand", {
-        "command_id": f"set-{sku}", "sku": sku, "type": "SET_STOCK", "issued_at": NOW, "total": total,
-        "regions": regions or {"US": total}, "flex_pct": 0.0, "proportional": False})
+    flow.send(INVENTORY_COMMANDS, sku, "InventoryCommand", inventory_command(
+        "SET_STOCK", f"set-{sku}", sku=sku, issued_at=NOW, total=total, regions=regions or {"US": total}, flex_pct=0.0,
+        proportional=False))
 
 
 def place(flow: MemoryFlow, order_id: str, lines: list[tuple[str, int]], buyer: str = "b", channel: str = "shopify") -> None:
-    flow.send(ORDERS_PLACED, order_id, "OrderPlaced", {
-        "order_id": order_id, "channel": channel, "buyer_id": buyer, "ship_to_region": "US", "placed_at": NOW,
-        "lines": [{"sku": sku, "qty": qty} for sku, qty in lines]})
+    flow.send(ORDERS_PLACED, order_id, "OrderPlaced", order_placed(
+        *lines, order_id=order_id, channel=channel, buyer_id=buyer, ship_to_region="US", placed_at=NOW))
 
 
 def event(flow: MemoryFlow, order_id: str, kind: str) -> None:
-    flow.send(ORDERS_EVENTS, order_id, "OrderEvent", {
-        "event_id": f"{order_id}:{kind}", "order_id": order_id, "type": kind, "channel": "shopify",
-        "occurred_at": NOW, "warehouse": None, "reason": None})
+    flow.send(ORDERS_EVENTS, order_id, "OrderEvent", order_event(
+        kind, f"{order_id}:{kind}", order_id, channel="shopify", occurred_at=NOW))
 
 
 def final_decisions(flow: MemoryFlow) -> dict[str, dict]:

@@ -5,19 +5,19 @@ table format."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import orjson
 import pytest
 
-from lockstock.catalog import load_catalog
 from streams.engine.state import LINE, BUYER, SkuState
 from streams.engine.stock import lock_order_line
 from streams.lines import is_line_key
 from streams.memory import MemoryLog, MemoryTable
 from streams.tables import store_key
 from streams.transaction import OffsetWentBackwards, TableStore
+from tests.builders import CATALOG, line_lock_request
 
-CATALOG = load_catalog()
 NOW = 1_800_000_000_000
 
 
@@ -39,9 +39,7 @@ def first_lock(tmp_path):
     return store, table, MemoryLog(1), tx
 
 
-def request(order_id: str) -> dict:
-    return {"order_id": order_id, "sku": "A", "qty": 1, "action": "LOCK", "channel": "shopify", "buyer_id": "b1",
-            "region": "US", "sku_count": 1, "placed_at": NOW, "reason": None, "warehouse": None}
+request = partial(line_lock_request, channel="shopify", placed_at=NOW)  # this module's orders: 1 unit on shopify
 
 
 def test_line_records_are_sent_before_the_head_that_commits_them(tmp_path):

@@ -11,7 +11,9 @@ from lockstock.catalog import load_catalog
 from lockstock.warroom import model as model_module
 from lockstock.warroom.model import MAX_ALERTS, MAX_CURVE_POINTS, Curve, WarRoom
 from lockstock.warroom.talk import channel_name, human_duration, top_points
+from schemas.records import OrderDecision
 from streams.engine.state import RegionStock, SkuState
+from tests.builders import order_decision
 
 T0 = 1_000_000_000  # a multiple of the default window's 50 s bucket, so bucket edges are easy
 HOUR_MS = 3600 * 1000
@@ -31,10 +33,10 @@ def ring(*, us_free: int = 600, eu_free: int = 500, flex: int = 600, locked_us: 
     return state
 
 
-def decision(order_id: str, status: str, lines: list[tuple[str, int, str | None]], *, channel: str = "tiktok-us",
-             at: int = T0, reason: str | None = None) -> dict:
-    return {"order_id": order_id, "status": status, "reason": reason, "channel": channel, "decided_at": at,
-            "placed_at": at - 5, "lines": [{"sku": s, "qty": q, "region": r} for s, q, r in lines]}
+def decision(order_id: str, status: str, lines: list[tuple[str, int, str | None]], *, at: int = T0,
+             **fields) -> OrderDecision:
+    """An OrderDecision decided ``at`` (default T0), its order placed 5 ms before."""
+    return order_decision(order_id, status, *lines, decided_at=at, placed_at=at - 5, **fields)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from connectors.sync.leases import ListingSku, Push
 from connectors.sync.state import SyncState
 from lockstock.catalog import catalog_from_dict
+from tests.builders import order_placed
 
 CATALOG = catalog_from_dict({
     "regions": {"US": {"weight": 1}},
@@ -20,8 +21,8 @@ def stock(channel, available, seq, flex=0, sku="A"):
 
 
 def placed(order_id, channel, *lines):
-    return {"order_id": order_id, "channel": channel, "buyer_id": "b", "ship_to_region": "", "placed_at": 1,
-            "lines": [{"sku": s, "qty": q} for s, q in lines]}
+    """An order of buyer "b" placed at 1 ms."""
+    return order_placed(*lines, order_id=order_id, channel=channel, buyer_id="b", placed_at=1)
 
 
 def fed() -> SyncState:

@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import copy
 
-from lockstock.catalog import load_catalog
 from streams.engine import audit
 from streams.engine.audit import GENESIS, Link, record_hash, verify_chain
 from streams.engine.commands import apply_command
 from streams.engine.state import SkuState
 from streams.engine.stock import apply_line_request
-
-CATALOG = load_catalog()
-NOW = 1_000_000
+from tests.builders import CATALOG, NOW, inventory_command, line_lock_request
 
 
-def command(kind: str, command_id: str, **fields) -> dict:
-    return {"command_id": command_id, "sku": "A", "type": kind, "issued_at": NOW, **fields}
-
-
-def line(order_id: str, action: str = "LOCK", qty: int = 1, region: str = "US", **fields) -> dict:
-    return {"order_id": order_id, "sku": "A", "qty": qty, "action": action, "channel": "tiktok-us",
-            "buyer_id": f"buyer-{order_id}", "region": region, "sku_count": 1, "placed_at": NOW,
-            "reason": fields.get("reason"), "warehouse": fields.get("warehouse")}
+def line(order_id: str, action: str = "LOCK", qty: int = 1, **fields) -> dict:
+    """A line of this module's orders: each order has a buyer of its own, buyer-<order id>."""
+    return line_lock_request(order_id, qty, action=action, buyer_id=f"buyer-{order_id}", **fields)
 
 
 def step(state: SkuState | None, event: dict, at: int) -> tuple[SkuState, dict | None]:
@@ -39,18 +31,18 @@ def step(state: SkuState | None, event: dict, at: int) -> tuple[SkuState, dict |
 
 
 STREAM = [
-    command("SET_STOCK", "set-1", total=100, regions={"US": 40, "EU": 40}, flex_pct=0),
+    inventory_command("SET_STOCK", "set-1", total=100, regions={"US": 40, "EU": 40}, flex_pct=0),
     line("o-1", qty=3),
     line("o-2", qty=2, region="EU"),
     line("o-1", "COMMIT", qty=3),
     line("o-2", "RELEASE", qty=2, region="EU", reason="CANCELLED"),
     line("o-1", "SHIP", qty=3, warehouse="LA"),
     line("o-3", qty=500),  # rejected: out of stock, nothing moves
-    command("RESTOCK", "re-1", quantity=30, region="US", eta=NOW + 36 * 3600_000),
-    command("TRANSFER", "tr-1", quantity=5, region="US", to_region="EU"),
-    command("ADJUST", "adj-1", quantity=-2, region="EU", reason="damaged"),
-    command("SET_PURCHASE_LIMIT", "lim-1", buyer_limit=2),  # a rule, not a movement
-    command("RESTOCK", "rcv-1", transit_id="re-1"),
+    inventory_command("RESTOCK", "re-1", quantity=30, region="US", eta=NOW + 36 * 3600_000),
+    inventory_command("TRANSFER", "tr-1", quantity=5, region="US", to_region="EU"),
+    inventory_command("ADJUST", "adj-1", quantity=-2, region="EU", reason="damaged"),
+    inventory_command("SET_PURCHASE_LIMIT", "lim-1", buyer_limit=2),  # a rule, not a movement
+    inventory_command("RESTOCK", "rcv-1", transit_id="re-1"),
 ]
 
 

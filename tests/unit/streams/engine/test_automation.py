@@ -17,6 +17,7 @@ from streams.engine.automation import (
 )
 from streams.engine.commands import apply_command
 from streams.engine.state import RegionStock, SkuState
+from tests.builders import inventory_command, line_lock_request
 
 CATALOG = load_catalog()
 RULES = Rules()
@@ -147,15 +148,12 @@ def test_an_operator_limit_is_never_overridden():
 
 
 def test_operator_limit_through_commands_survives_a_rush():
-    state, _, _ = apply_command(None, {"command_id": "s", "sku": "A", "type": "SET_STOCK", "issued_at": T0,
-                                       "total": 100}, CATALOG, T0)
-    state, _, _ = apply_command(state, {"command_id": "l", "sku": "A", "type": "SET_PURCHASE_LIMIT", "issued_at": T0,
-                                        "buyer_limit": 40}, CATALOG, T0)
+    state, _, _ = apply_command(None, inventory_command("SET_STOCK", "s", issued_at=T0, total=100), CATALOG, T0)
+    state, _, _ = apply_command(state, inventory_command("SET_PURCHASE_LIMIT", "l", issued_at=T0, buyer_limit=40),
+                                CATALOG, T0)
     from streams.engine.stock import lock_order_line
     for n in range(3):
-        request = {"order_id": f"o{n}", "sku": "A", "qty": 10, "action": "LOCK", "channel": "tiktok-us",
-                   "buyer_id": f"b{n}", "region": "US", "sku_count": 1, "placed_at": T0, "reason": None,
-                   "warehouse": None}
+        request = line_lock_request(f"o{n}", 10, buyer_id=f"b{n}", placed_at=T0)
         state, outcome, alerts = lock_order_line(state, request, CATALOG, T0)
         assert outcome.status == "LOCKED"
         assert "PURCHASE_LIMIT_TRIGGERED" not in types(alerts)
@@ -234,8 +232,7 @@ def test_reallocation_too_small_to_matter_is_not_announced():
 
 
 def test_reallocation_after_default_stock_split():
-    state, _, _ = apply_command(None, {"command_id": "s", "sku": "A", "type": "SET_STOCK", "issued_at": T0,
-                                       "total": 3000}, CATALOG, T0)
+    state, _, _ = apply_command(None, inventory_command("SET_STOCK", "s", issued_at=T0, total=3000), CATALOG, T0)
     state.regions["SEA"].locked = 30
     sell(state, "SEA", 30, T0)
     alerts = reallocation(state, T0, RULES)

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
+from functools import partial
 
-from lockstock.catalog import load_catalog
 from streams.engine.channels import channel_stock_updates, sellable_by_channel
-from streams.engine.commands import apply_command
 from streams.engine.state import SkuState
-from streams.engine.stock import lock_order_line, release_order_line
+from streams.engine.stock import release_order_line
+from tests import builders
+from tests.builders import CATALOG, commanded, locked, quiet
 
-CATALOG = load_catalog()
-QUIET = dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, limit_min_units=10**9,
-                                                               realloc_min_units=10**9))
+QUIET = quiet()
 NOW = 7_000_000
 
-
-def stocked() -> SkuState:
-    state, _, _ = apply_command(None, {"command_id": "s", "sku": "A", "type": "SET_STOCK", "issued_at": NOW,
-                                       "total": 3000}, QUIET, NOW)
-    return state  # US 960, EU 800, SEA 640, flex 600
+# This module's SKU is set with command "s" and changed under QUIET rules at NOW.
+stocked = partial(builders.stocked, command_id="s", catalog=QUIET, now=NOW)  # US 960, EU 800, SEA 640, flex 600
+command = partial(commanded, catalog=QUIET, now=NOW)
 
 
-def command(state, kind, command_id, **fields):
-    state, applied, _ = apply_command(state, {"command_id": command_id, "sku": "A", "type": kind, "issued_at": NOW,
-                                              **fields}, QUIET, NOW)
-    assert applied
-    return state
-
-
-def lock(state, order_id, qty, region="US", channel="tiktok-us"):
-    request = {"order_id": order_id, "sku": "A", "qty": qty, "action": "LOCK", "channel": channel,
-               "buyer_id": order_id, "region": region, "sku_count": 1, "placed_at": NOW, "reason": None,
-               "warehouse": None}
-    state, outcome, _ = lock_order_line(state, request, QUIET, NOW)
-    assert outcome.status == "LOCKED"
-    return state
+def lock(state, order_id, qty, **fields):
+    """A LOCKED line at NOW under QUIET rules; each order has a buyer of its own, named like it."""
+    return locked(state, order_id, qty, catalog=QUIET, now=NOW, buyer_id=order_id, **fields)
 
 
 def by_channel(updates):

@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-import itertools
+from functools import partial
 
 import pytest
 
-from lockstock.catalog import load_catalog
 from streams.engine.commands import CommandError, apply_command, plan_split
 from streams.engine.state import COMMAND, SkuState
-from streams.engine.stock import LOCKED, commit_order_line, lock_order_line, ship_order_line
+from streams.engine.stock import commit_order_line, ship_order_line
+from tests import builders
+from tests.builders import CATALOG, inventory_command, locked, quiet
 
-CATALOG = load_catalog()
 NOW = 5_000_000
-_ids = itertools.count()
+QUIET = quiet()  # locks here set no automatic limit
 
-
-def rules(**changes):
-    return dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, **changes))
-
-
-QUIET = rules(limit_min_units=10**9, realloc_min_units=10**9)  # locks here set no automatic limit
-
-
-def command(kind: str, command_id: str | None = None, **fields) -> dict:
-    return {"command_id": command_id or f"c{next(_ids)}", "sku": "A", "type": kind, "issued_at": NOW, **fields}
+# This module's clock is NOW; its commands get fresh ids unless a test names one.
+command = partial(inventory_command, issued_at=NOW)
+stocked = partial(builders.stocked, command_id=None, now=NOW)
+lock = partial(locked, catalog=QUIET, now=NOW)
 
 
 def run(state, kind, **fields):
     return apply_command(state, command(kind, **fields), CATALOG, NOW)
-
-
-def stocked(total: int = 3000, **fields) -> SkuState:
-    state, applied, _ = run(None, "SET_STOCK", total=total, **fields)
-    assert applied
-    return state
-
-
-def lock(state, order_id, qty, region="US", channel="tiktok-us", buyer="b1"):
-    request = {"order_id": order_id, "sku": "A", "qty": qty, "action": "LOCK", "channel": channel,
-               "buyer_id": buyer, "region": region, "sku_count": 1, "placed_at": NOW, "reason": None,
-               "warehouse": None}
-    state, outcome, _ = lock_order_line(state, request, QUIET, NOW)
-    assert outcome.status == LOCKED
-    return state
 
 
 def refused(state, kind, match, **fields):

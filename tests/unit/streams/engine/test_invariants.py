@@ -14,22 +14,21 @@ whatever order the messages arrive in.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections import defaultdict, deque
+from functools import partial
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
-from lockstock.catalog import load_catalog
 from streams.engine import orders as desk
 from streams.engine.commands import CommandError, apply_command
 from streams.engine.state import SkuState
 from streams.engine.stock import LOCKED, REJECTED, RELEASED, SHIPPED, apply_line_request
+from tests.builders import CATALOG, inventory_command, line_lock_request, order_event, order_placed, with_rules
 
-CATALOG = load_catalog()
-BUSY = dataclasses.replace(CATALOG, rules=dataclasses.replace(  # the automatic reactions fire on small streams
-    CATALOG.rules, flex_chunk=3, limit_min_units=5, realloc_min_units=5, velocity_window_s=60))
+# the automatic reactions fire on small streams
+BUSY = with_rules(flex_chunk=3, limit_min_units=5, realloc_min_units=5, velocity_window_s=60)
 REGIONS = list(CATALOG.regions)
 CHANNELS = list(CATALOG.channels)
 WAREHOUSES = [w for r in CATALOG.regions.values() for w in r.warehouses]
@@ -95,10 +94,7 @@ step_op = st.tuples(st.integers(0, 30_000), weighted(
 first_set = st.tuples(st.just(0), st.tuples(st.just("COMMAND"), st.just("c-first"), valid_set_stock_cmd))
 
 
-def line_request(order_id, qty=1, region="US", channel="tiktok-us", buyer="b1", action="LOCK", reason=None,
-                 warehouse=None):
-    return {"order_id": order_id, "sku": "A", "qty": qty, "action": action, "channel": channel, "buyer_id": buyer,
-            "region": region, "sku_count": 1, "placed_at": T0, "reason": reason, "warehouse": warehouse}
+line_request = partial(line_lock_request, placed_at=T0)  # the random streams' lines were placed at T0
 
 
 def make_command(command_id, spec, now, state=None):
@@ -195,7 +191,7 @@ def test_stock_invariants_hold_on_random_streams(catalog, first, steps):
             order_id = op[1]
             if kind == "LOCK":
                 _, _, qty, region, channel, buyer = op
-                request = line_request(order_id, qty, region, channel, buyer)
+                request = line_request(order_id, qty, region=region, channel=channel, buyer_id=buyer)
             elif kind == "RELEASE":
                 request = line_request(order_id, action="RELEASE", reason=op[2])
             elif kind == "COMMIT":
@@ -278,19 +274,18 @@ def test_orders_are_all_or_nothing_across_skus(catalog, totals, limit, specs, li
     now = T0
     stock: dict[str, SkuState] = {}
     for sku, total in zip(SKUS, totals):
-        cmd = {"command_id": f"set-{sku}", "sku": sku, "type": "SET_STOCK", "issued_at": now, "total": total}
+        cmd = inventory_command("SET_STOCK", f"set-{sku}", sku=sku, issued_at=now, total=total)
         stock[sku], _, _ = apply_command(None, cmd, catalog, now)
         if limit is not None:
-            cmd = {"command_id": f"lim-{sku}", "sku": sku, "type": "SET_PURCHASE_LIMIT", "issued_at": now,
-                   "buyer_limit": limit}
+            cmd = inventory_command("SET_PURCHASE_LIMIT", f"lim-{sku}", sku=sku, issued_at=now, buyer_limit=limit)
             stock[sku], _, _ = apply_command(stock[sku], cmd, catalog, now)
     records: dict[str, desk.OrderRecord] = {}
     decisions: dict[str, list[dict]] = defaultdict(list)
     # per-SKU request queues (a partition each), per-order result queues, and the orders topic
     requests: dict[str, deque] = defaultdict(deque)
     results: dict[str, deque] = defaultdict(deque)
-    placed = deque({"order_id": f"o{n}", "placed_at": now, "lines": [{"sku": s, "qty": q} for s, q in spec["lines"]],
-                    **{k: v for k, v in spec.items() if k != "lines"}} for n, spec in enumerate(specs))
+    placed = deque(order_placed(*spec["lines"], order_id=f"o{n}", placed_at=now,
+                                **{k: v for k, v in spec.items() if k != "lines"}) for n, spec in enumerate(specs))
 
     def send(step):
         for request in step.requests:
@@ -365,7 +360,7 @@ def test_orders_are_all_or_nothing_across_skus(catalog, totals, limit, specs, li
             step = desk.on_timer(records[order_id], {"kind": desk.EXPIRE}, catalog,
                                  (records[order_id].expires_at or now) + 1)
         else:
-            event = {"order_id": order_id, "type": kind, "event_id": f"e{n}", "occurred_at": now}
+            event = order_event(kind, f"e{n}", order_id, occurred_at=now)
             step = desk.on_order_event(records[order_id], event, catalog, now)
         store(order_id, step)
         send(step)

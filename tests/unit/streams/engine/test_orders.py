@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
+from functools import partial
 
 import pytest
 
-from lockstock.catalog import load_catalog
 from streams.engine.orders import (
     CANCELLED, COMPENSATION, EMPTY_ORDER, EXPIRE, FORGET, INVALID_QUANTITY, INVALID_SKU, PAID, PAYMENT_TIMEOUT,
     PENDING, UNKNOWN_CHANNEL, UNKNOWN_REGION, Deadlines, OrderRecord, due_timer, next_due_at, on_line_result, on_order_event,
@@ -15,28 +14,17 @@ from streams.engine.orders import (
 )
 from streams.engine import orders as desk
 from streams.engine.stock import LOCKED, OUT_OF_STOCK, REJECTED, RELEASED, SHIPPED
+from tests.builders import CATALOG, line_lock_result, order_event, order_placed, with_rules
 
-CATALOG = load_catalog()
 T0 = 50_000_000
 TTL_MS = 900_000  # tiktok-us
 RETENTION_MS = CATALOG.rules.order_retention_s * 1000
 
 
-def order(*lines, order_id="o1", channel="tiktok-us", buyer="b1", ship_to=None, placed_at=T0) -> dict:
-    return {"order_id": order_id, "channel": channel, "buyer_id": buyer, "ship_to_region": ship_to,
-            "placed_at": placed_at, "lines": [{"sku": s, "qty": q} for s, q in lines]}
-
-
-def answer(request: dict, status=LOCKED, reason=None, region="US") -> dict:
-    """The LineLockResult the stock side sends for a LOCK request."""
-    return {"order_id": request["order_id"], "sku": request["sku"], "qty": request["qty"], "status": status,
-            "reason": reason, "region": region if status == LOCKED else None, "sku_count": request["sku_count"],
-            "channel": request["channel"], "placed_at": request["placed_at"], "decided_at": T0 + 1,
-            "announced": request["sku_count"] == 1}
-
-
-def event(kind, event_id="e1", order_id="o1", **extra) -> dict:
-    return {"order_id": order_id, "type": kind, "event_id": event_id, "occurred_at": T0, **extra}
+# This module's orders have no ship-to region (None) and are placed at T0; the stock side answers at T0 + 1.
+order = partial(order_placed, ship_to_region=None, placed_at=T0)
+answer = partial(line_lock_result, decided_at=T0 + 1)
+event = partial(order_event, occurred_at=T0)
 
 
 def actions(step):
@@ -68,9 +56,9 @@ def locked_order(*lines, at=T0 + 10, **kw) -> OrderRecord:
     (order((" ", 1)), INVALID_SKU),
     (order(("", 1)), INVALID_SKU),
     (order(("A", 1), channel="myspace"), UNKNOWN_CHANNEL),
-    (order(("A", 1), ship_to="MARS"), UNKNOWN_REGION),
-    (order(("A", 1), ("B", 2), ship_to="EU"), None),
-    (order(("A", 1), ship_to=""), None),  # empty ship-to: the channel's region
+    (order(("A", 1), ship_to_region="MARS"), UNKNOWN_REGION),
+    (order(("A", 1), ("B", 2), ship_to_region="EU"), None),
+    (order(("A", 1), ship_to_region=""), None),  # empty ship-to: the channel's region
 ])
 def test_validation_reasons(the_order, reason):
     assert validate_order(the_order, CATALOG) == reason
@@ -95,7 +83,8 @@ def test_lines_of_one_sku_lock_together():
 # -- placing and deciding ----------------------------------------------------------------------------------
 
 def test_order_placed_asks_every_sku_to_lock():
-    step = on_order_placed(None, order(("A", 1), ("B", 2), ship_to="EU", channel="shopify", buyer="bob"), CATALOG, T0)
+    step = on_order_placed(None, order(("A", 1), ("B", 2), ship_to_region="EU", channel="shopify", buyer_id="bob"),
+                           CATALOG, T0)
     assert step.decisions == [] and step.record.status == PENDING
     assert sorted(r["sku"] for r in step.requests) == ["A", "B"]
     for request in step.requests:
@@ -379,7 +368,7 @@ def test_orders_holding_stock_are_never_forgotten():
         far = T0 + RETENTION_MS * 100
         step = on_timer(record, {"kind": FORGET}, CATALOG, far)
         assert step.record is record and not step.changed
-    short = dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, order_retention_s=1))
+    short = with_rules(order_retention_s=1)
     rejected = on_order_placed(None, order(), short, T0).record
     assert due_timer(rejected, short, T0 + 999) is None and due_timer(rejected, short, T0 + 1000) == FORGET
 

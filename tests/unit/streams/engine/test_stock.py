@@ -3,52 +3,27 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
+from functools import partial
 
 import pytest
 
-from lockstock.catalog import load_catalog
 from streams.engine.commands import apply_command
 from streams.engine.state import BUYER, DONE, LINE, SkuState
 from streams.engine.stock import (
     CHANNEL_PAUSED, LOCKED, OUT_OF_STOCK, PURCHASE_LIMIT, REJECTED, RELEASED, SHIPPED, UNKNOWN_REGION,
-    UNKNOWN_SKU, apply_line_request, commit_order_line, lock_order_line, pick_warehouses, release_order_line,
+    UNKNOWN_SKU, apply_line_request, commit_order_line, pick_warehouses, release_order_line,
     ship_order_line,
 )
+from tests.builders import CATALOG, NOW, inventory_command, line_lock_request, lock_line, stocked, with_rules
 
-CATALOG = load_catalog()
-NOW = 1_000_000
-
-
-def rules(**changes):
-    return dataclasses.replace(CATALOG, rules=dataclasses.replace(CATALOG.rules, **changes))
-
-
-def command(kind: str, command_id: str, **fields) -> dict:
-    return {"command_id": command_id, "sku": "A", "type": kind, "issued_at": NOW, **fields}
-
-
-def stocked(total: int = 3000, catalog=CATALOG, **fields) -> SkuState:
-    state, applied, _ = apply_command(None, command("SET_STOCK", "set-1", total=total, **fields), catalog, NOW)
-    assert applied
-    return state
+# This module's lines were placed 5 ms before they are handled.
+request = partial(line_lock_request, placed_at=NOW - 5)
+lock = partial(lock_line, placed_at=NOW - 5)
 
 
 def small(catalog=CATALOG) -> SkuState:
     """US/EU/SEA hold 10 each, the other 70 are flex."""
-    return stocked(100, catalog, regions={"US": 10, "EU": 10, "SEA": 10}, flex_pct=0)
-
-
-def request(order_id: str, qty: int = 1, *, action: str = "LOCK", region: str | None = "US",
-            channel: str = "tiktok-us", buyer: str = "b1", reason: str | None = None,
-            warehouse: str | None = None, sku_count: int = 1) -> dict:
-    return {"order_id": order_id, "sku": "A", "qty": qty, "action": action, "channel": channel,
-            "buyer_id": buyer, "region": region, "sku_count": sku_count, "placed_at": NOW - 5,
-            "reason": reason, "warehouse": warehouse}
-
-
-def lock(state, order_id, qty=1, catalog=CATALOG, now=NOW, **kw):
-    return lock_order_line(state, request(order_id, qty, **kw), catalog, now)
+    return stocked(100, catalog=catalog, regions={"US": 10, "EU": 10, "SEA": 10}, flex_pct=0)
 
 
 def snapshot(state: SkuState) -> dict:
@@ -76,10 +51,10 @@ def test_lock_takes_units_from_the_orders_region():
 
 
 def test_lock_uses_flex_when_the_region_is_short_and_announces_it():
-    state = small(rules(flex_chunk=5))
-    state, outcome, _ = lock(state, "o1", 8, catalog=rules(flex_chunk=5))
+    state = small(with_rules(flex_chunk=5))
+    state, outcome, _ = lock(state, "o1", 8, catalog=with_rules(flex_chunk=5))
     assert outcome.status == LOCKED and state.flex == 70  # 8 of 10: below the 85 % threshold
-    state, outcome, alerts = lock(state, "o2", 4, catalog=rules(flex_chunk=5))
+    state, outcome, alerts = lock(state, "o2", 4, catalog=with_rules(flex_chunk=5))
     # 2 free, 2 short: a flex chunk of 5 (not just the 2 missing) moves to US
     assert outcome.status == LOCKED and outcome.region == "US"
     transfers = by_type(alerts, "FLEX_TRANSFER")
@@ -91,8 +66,8 @@ def test_lock_uses_flex_when_the_region_is_short_and_announces_it():
 
 
 def test_flex_moves_at_least_what_is_short_and_at_most_what_is_left():
-    state = small(rules(flex_chunk=5))
-    state, outcome, alerts = lock(state, "o1", 30, catalog=rules(flex_chunk=5))  # 20 short > chunk
+    state = small(with_rules(flex_chunk=5))
+    state, outcome, alerts = lock(state, "o1", 30, catalog=with_rules(flex_chunk=5))  # 20 short > chunk
     assert outcome.status == LOCKED
     assert by_type(alerts, "FLEX_TRANSFER")[0]["quantity"] == 20
     state = small()  # chunk 200 > 70 in flex: all of flex moves
@@ -102,17 +77,17 @@ def test_flex_moves_at_least_what_is_short_and_at_most_what_is_left():
 
 
 def test_out_of_stock_when_region_and_flex_are_not_enough():
-    quiet = rules(realloc_min_units=10**9, limit_min_units=10**9)  # no reallocation, no automatic limit
+    quiet = with_rules(realloc_min_units=10**9, limit_min_units=10**9)  # no reallocation, no automatic limit
     state = small(quiet)
     before = state.to_dict()["regions"], state.flex
-    state, outcome, alerts = lock(state, "o1", 81, quiet, region="EU", channel="tiktok-eu")  # 10 + 70 flex = 80
+    state, outcome, alerts = lock(state, "o1", 81, catalog=quiet, region="EU", channel="tiktok-eu")  # 10 + 70 flex = 80
     assert (outcome.status, outcome.reason, outcome.region) == (REJECTED, OUT_OF_STOCK, None)
     assert (state.to_dict()["regions"], state.flex) == before and alerts == []
     assert state.history["o1"] == f"{REJECTED}:{OUT_OF_STOCK}"
     assert "o1" not in state.reservations and state.buyers == {}
-    state, outcome, _ = lock(state, "o2", 80, quiet, region="EU", channel="tiktok-eu")
+    state, outcome, _ = lock(state, "o2", 80, catalog=quiet, region="EU", channel="tiktok-eu")
     assert outcome.status == LOCKED and state.available == 20  # the other regions' 20
-    state, outcome, _ = lock(state, "o3", 1, quiet, region="EU", channel="tiktok-eu")
+    state, outcome, _ = lock(state, "o3", 1, catalog=quiet, region="EU", channel="tiktok-eu")
     assert (outcome.status, outcome.reason) == (REJECTED, OUT_OF_STOCK)
     assert state.regions["EU"].locked == 80 and state.regions["US"].free == 10
 
@@ -123,20 +98,20 @@ def test_selling_out_fast_sets_an_automatic_limit():
     assert outcome.status == LOCKED
     assert state.buyer_limit == 2 and state.limit_source == "auto"
     assert {"FLEX_TRANSFER", "PURCHASE_LIMIT_TRIGGERED"} <= {a["type"] for a in alerts}
-    state, outcome, _ = lock(state, "o2", 3, region="EU", channel="tiktok-eu", buyer="b2")
+    state, outcome, _ = lock(state, "o2", 3, region="EU", channel="tiktok-eu", buyer_id="b2")
     assert (outcome.status, outcome.reason) == (REJECTED, PURCHASE_LIMIT)
 
 
 def test_purchase_limit_is_checked_per_buyer_before_stock():
     state = stocked()
-    state, _, _ = apply_command(state, command("SET_PURCHASE_LIMIT", "lim", buyer_limit=2), CATALOG, NOW)
+    state, _, _ = apply_command(state, inventory_command("SET_PURCHASE_LIMIT", "lim", buyer_limit=2), CATALOG, NOW)
     state, outcome, _ = lock(state, "o1", 2)
     assert outcome.status == LOCKED
     state, outcome, _ = lock(state, "o2", 1, channel="amazon-us")  # the limit spans channels
     assert (outcome.status, outcome.reason) == (REJECTED, PURCHASE_LIMIT)
-    state, outcome, _ = lock(state, "o3", 3, buyer="b2")
+    state, outcome, _ = lock(state, "o3", 3, buyer_id="b2")
     assert (outcome.status, outcome.reason) == (REJECTED, PURCHASE_LIMIT)
-    state, outcome, _ = lock(state, "o4", 2, buyer="b2")
+    state, outcome, _ = lock(state, "o4", 2, buyer_id="b2")
     assert outcome.status == LOCKED
     state, _, _ = release_order_line(state, "o1", "CANCELLED", CATALOG, NOW)
     state, outcome, _ = lock(state, "o5", 2)  # released units no longer count
@@ -160,12 +135,12 @@ def test_unknown_region_is_rejected_and_remembered():
 
 def test_paused_channel_cannot_lock_but_others_can():
     state = stocked()
-    state, _, _ = apply_command(state, command("PAUSE_CHANNEL", "p", channel="tiktok-us"), CATALOG, NOW)
+    state, _, _ = apply_command(state, inventory_command("PAUSE_CHANNEL", "p", channel="tiktok-us"), CATALOG, NOW)
     state, outcome, _ = lock(state, "o1", 1, channel="tiktok-us")
     assert (outcome.status, outcome.reason) == (REJECTED, CHANNEL_PAUSED)
     state, outcome, _ = lock(state, "o2", 1, channel="youtube-us")
     assert outcome.status == LOCKED
-    state, _, _ = apply_command(state, command("RESUME_CHANNEL", "r", channel="tiktok-us"), CATALOG, NOW)
+    state, _, _ = apply_command(state, inventory_command("RESUME_CHANNEL", "r", channel="tiktok-us"), CATALOG, NOW)
     state, outcome, _ = lock(state, "o3", 1, channel="tiktok-us")
     assert outcome.status == LOCKED
     assert state.regions["US"].locked == 2
@@ -192,7 +167,7 @@ def test_redelivered_rejection_stays_a_rejection_even_with_room_now():
     state = small()
     state, first, _ = lock(state, "o1", 500)
     assert (first.status, first.reason) == (REJECTED, OUT_OF_STOCK)
-    state, _, _ = apply_command(state, command("RESTOCK", "rs", quantity=1000, region="US"), CATALOG, NOW)
+    state, _, _ = apply_command(state, inventory_command("RESTOCK", "rs", quantity=1000, region="US"), CATALOG, NOW)
     before = snapshot(state)
     state, again, _ = lock(state, "o1", 500)
     assert (again.status, again.reason, again.replayed) == (REJECTED, OUT_OF_STOCK, True)
@@ -402,7 +377,7 @@ def test_the_head_does_not_grow_with_orders_buyers_or_history():
     state = stocked(50_000)
     size = len(state.to_json())
     for n in range(6_000):
-        state, outcome, _ = lock(state, f"o{n}", 1, buyer=f"b{n}", now=NOW)
+        state, outcome, _ = lock(state, f"o{n}", 1, buyer_id=f"b{n}", now=NOW)
         assert outcome.status == LOCKED
         if n % 2:
             state, _, _ = release_order_line(state, f"o{n}", "CANCELLED", CATALOG, NOW)
@@ -415,10 +390,11 @@ def test_the_head_does_not_grow_with_orders_buyers_or_history():
 def test_state_survives_its_dict_form():
     state = stocked()
     state, _, _ = lock(state, "o1", 4)
-    state, _, _ = lock(state, "o2", 1, region="SEA", channel="shopee-my", buyer="b2")
+    state, _, _ = lock(state, "o2", 1, region="SEA", channel="shopee-my", buyer_id="b2")
     state, _ = commit_order_line(state, "o2")
     state, _, _ = lock(state, "o3", 5000)
-    state, _, _ = apply_command(state, command("RESTOCK", "t1", quantity=50, region="EU", eta=NOW + 10), CATALOG, NOW)
+    restock = inventory_command("RESTOCK", "t1", quantity=50, region="EU", eta=NOW + 10)
+    state, _, _ = apply_command(state, restock, CATALOG, NOW)
     data = snapshot(state)
     again = SkuState.from_dict(copy.deepcopy(data))
     assert again.to_dict() == data
@@ -431,7 +407,8 @@ def test_public_view_sums_regions():
     state, _, _ = lock(state, "o1", 4)
     state, _, _ = lock(state, "o2", 3, region="EU", channel="tiktok-eu")
     state, _ = commit_order_line(state, "o2")
-    state, _, _ = apply_command(state, command("RESTOCK", "t1", quantity=50, region="EU", eta=NOW + 10), CATALOG, NOW)
+    restock = inventory_command("RESTOCK", "t1", quantity=50, region="EU", eta=NOW + 10)
+    state, _, _ = apply_command(state, restock, CATALOG, NOW)
     view = state.public_view()
     assert (view["total"], view["available"], view["flex"]) == (3000, 2993, 600)
     assert (view["locked"], view["paid"], view["shipped"]) == (4, 3, 0)
