@@ -40,7 +40,7 @@ from lockstock.clock import now_ms
 from lockstock.errors import BrokerError, CodecError
 from lockstock.kafka import Kafka
 from lockstock.metrics.gateway import GatewayMetrics
-from lockstock.watch import percentile
+from lockstock.stats import percentile
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Iterator
 
 import pytest
 
+from apps.supervise import WorkerPool
 from lockstock.broker.embedded import EmbeddedBroker, free_port
 from lockstock.kafka import Kafka
 from lockstock.settings import Settings
-from lockstock.supervise import WorkerPool
 
 
 @dataclass(frozen=True)

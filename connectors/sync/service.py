@@ -44,7 +44,7 @@ from lockstock.errors import BrokerError
 from lockstock.kafka import Kafka
 from lockstock.metrics.sync import SyncMetrics
 from lockstock.reader import Record, ReaderThread
-from lockstock.watch import percentile
+from lockstock.stats import percentile
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from connectors.sync.leases import Listing, ListingSku, Pool, Push, listings_of, plan
 from lockstock.catalog import Catalog
-from lockstock.watch import percentile
+from lockstock.stats import percentile
 
 RATE_WINDOW_MS = 10_000  # sales rate over the last 10 s: a live stream's bursts are short
 SAMPLES = 200  # recent delays kept per listing

@@ -13,9 +13,9 @@ from collections import Counter
 
 import pytest
 
-from lockstock.client import LockstockClient as Client
+from apps.client import LockstockClient as Client
+from apps.readback import read_to_end
 from lockstock.kafka import Kafka
-from lockstock.readback import read_to_end
 from streams.engine.audit import record_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers, pytest.mark.timeout(300)]

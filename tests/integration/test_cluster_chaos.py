@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lockstock.load.brokerchaos import PIDS_FILE
+from apps.load.brokerchaos import PIDS_FILE
 from lockstock.processes import alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]

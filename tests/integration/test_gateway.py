@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from apps.watch import TopicWatcher
 from connectors.config import webhook_adapters
 from connectors.gateway import Gateway, serve
 from connectors.signatures import generic_signature
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import catalog_from_dict, load_catalog
-from lockstock.watch import TopicWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 

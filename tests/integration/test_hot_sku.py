@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from lockstock.client import LockstockClient as Client
-from lockstock.readback import changelog_topic, read_to_end
+from apps.client import LockstockClient as Client
+from apps.readback import changelog_topic, read_to_end
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from lockstock.load.chaos import ChaosRun
-from lockstock.load.deaths import PoolWatch, Watchdog
-from lockstock.load.profile import LoadProfile
-from lockstock.load.run import LoadRun
-from lockstock.supervise import WorkerPool
+from apps.load.chaos import ChaosRun
+from apps.load.deaths import PoolWatch, Watchdog
+from apps.load.profile import LoadProfile
+from apps.load.run import LoadRun
+from apps.supervise import WorkerPool
 
 pytestmark = pytest.mark.integration
 

@@ -24,13 +24,13 @@ from typing import Any, Callable, Iterator
 import pytest
 from confluent_kafka import TopicPartition
 
+from apps.client import LockstockClient
+from apps.supervise import WorkerPool
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import load_catalog
-from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
 from lockstock.kafka import Kafka
 from lockstock.settings import Settings
-from lockstock.supervise import WorkerPool
 
 pytestmark = pytest.mark.integration
 

@@ -25,6 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from apps.client import LockstockClient
+from apps.supervise import ServiceProcess, WorkerPool
+from apps.watch import TopicWatcher
 from connectors.config import stock_pushers
 from connectors.fakes.amazon import FakeAmazon
 from connectors.fakes.shopee import FakeShopee
@@ -32,9 +35,6 @@ from connectors.fakes.shopify import FakeShopify
 from connectors.fakes.tiktok import FakeTikTok
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import load_catalog
-from lockstock.client import LockstockClient
-from lockstock.supervise import ServiceProcess, WorkerPool
-from lockstock.watch import TopicWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 

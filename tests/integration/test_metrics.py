@@ -15,14 +15,14 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from apps.client import LockstockClient
+from apps.supervise import WorkerPool
 from connectors.config import stock_pushers
 from connectors.fakes.generic import FakeGenericSite
 from connectors.sync.service import SyncOptions, SyncService
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import load_catalog
-from lockstock.client import LockstockClient
 from lockstock.kafka import Kafka
-from lockstock.supervise import WorkerPool
 from tests.integration.test_gateway import SECRET, RunningGateway, created, signed
 
 pytestmark = pytest.mark.integration

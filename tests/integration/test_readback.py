@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lockstock.client import LockstockClient as Client
-from lockstock.readback import stock_states
-from lockstock.supervise import fetch_json
+from apps.client import LockstockClient as Client
+from apps.readback import stock_states
+from apps.supervise import fetch_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from lockstock.client import LockstockClient
+from apps.client import LockstockClient
 from lockstock.errors import BrokerError
 from lockstock.reader import Record
 from schemas.records import OrderDecision

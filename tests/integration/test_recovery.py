@@ -15,10 +15,10 @@ from collections import Counter
 import pytest
 from confluent_kafka import TopicPartition
 
+from apps.client import LockstockClient as Client
+from apps.watch import TopicWatcher
 from lockstock.broker.profile import KAFKA
-from lockstock.client import LockstockClient as Client
 from lockstock.topics import changelog_topic
-from lockstock.watch import TopicWatcher
 from tests.integration.trail import order_trail
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
@@ -213,7 +213,7 @@ def test_a_worker_that_takes_over_partitions_expires_their_unpaid_locks(kafka, t
     locked, and noted deadlines for, are expired by the worker that took its partitions over."""
     from pathlib import Path
 
-    from lockstock.supervise import WorkerPool
+    from apps.supervise import WorkerPool
 
     catalog = Path(__file__).parent / "channels.yaml"  # shopee-th: unpaid locks expire after 2 s
     pool = WorkerPool(kafka.settings.with_(channels_file=catalog), tmp_path / "logs")

@@ -20,15 +20,15 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import StringDeserializer
 
+from apps.cli import cli, topics  # noqa: F401  (registers `topics create`)
+from apps.client import LockstockClient
+from apps.supervise import WorkerPool
 from lockstock.broker.embedded import free_port
-from lockstock.cli import cli, topics  # noqa: F401  (registers `topics create`)
-from lockstock.client import LockstockClient
 from lockstock.codec import PUBLISHED, SchemaSet
 from lockstock.errors import RegistryError
 from lockstock.kafka import Kafka
 from lockstock.registry_server import BUILD_TIMEOUT_S, ApicurioRegistry
 from lockstock.subjects import BACKWARD, Subject, lockstock_subjects
-from lockstock.supervise import WorkerPool
 from lockstock.topics import Topics
 
 # The first run builds the registry from Maven Central (bounded by BUILD_TIMEOUT_S).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lockstock.client import LockstockClient as Client
+from apps.client import LockstockClient as Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 

@@ -13,11 +13,11 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
-from lockstock.cli import cli
-from lockstock.cli import sheet as sheet_cli  # noqa: F401  (registers export and reconcile)
-from lockstock.client import LockstockClient
+from apps.cli import cli
+from apps.cli import sheet as sheet_cli  # noqa: F401  (registers export and reconcile)
+from apps.client import LockstockClient
+from apps.readback import read_to_end, stock_states
 from lockstock.clock import now_ms
-from lockstock.readback import read_to_end, stock_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 

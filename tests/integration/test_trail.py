@@ -9,7 +9,7 @@ import json
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from lockstock.client import LockstockClient
+from apps.client import LockstockClient
 from lockstock.topics import changelog_topic
 from tests.integration.trail import order_trail
 

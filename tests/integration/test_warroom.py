@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from apps.client import LockstockClient
+from apps.readback import read_to_end
+from apps.supervise import fetch_json
+from apps.warroom.service import WarRoomService
+from apps.warroom.talk import channel_name
 from lockstock.broker.embedded import free_port
-from lockstock.client import LockstockClient
 from lockstock.clock import now_ms
-from lockstock.readback import read_to_end
-from lockstock.supervise import fetch_json
-from lockstock.warroom.service import WarRoomService
-from lockstock.warroom.talk import channel_name
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import time
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from lockstock.client import LockstockClient
-from lockstock.warroom.feed import WarRoomFeed
-from lockstock.warroom.model import WarRoom
+from apps.client import LockstockClient
+from apps.warroom.feed import WarRoomFeed
+from apps.warroom.model import WarRoom
 from streams.engine.state import SkuState
 
 pytestmark = pytest.mark.integration

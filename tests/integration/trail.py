@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 from confluent_kafka import KafkaException
 
+from apps.readback import decode_table_record
 from lockstock.errors import BrokerError, describe_kafka_error
 from lockstock.kafka import Kafka
-from lockstock.readback import decode_table_record
 from lockstock.reader import Record
 from lockstock.topics import changelog_topic
 from streams.envelopes import unpack

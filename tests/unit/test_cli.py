@@ -9,9 +9,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from lockstock.cli import cli, main  # noqa: F401
-from lockstock.cli import bench, broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (register commands)
-from lockstock.cli.stock import parse_eta, parse_pairs
+from apps.cli import cli, main  # noqa: F401
+from apps.cli import bench, broker, connectors, demo, loadtest, stock, topics, worker  # noqa: F401  (register commands)
+from apps.cli.stock import parse_eta, parse_pairs
 from lockstock.errors import SettingsError
 
 

@@ -8,10 +8,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from apps.cli import cli
+from apps.cli import sheet as sheet_cli  # noqa: F401  (registers export and reconcile)
+from apps.sheet import COLUMNS, sheet_rows, to_csv
 from lockstock.catalog import load_catalog
-from lockstock.cli import cli
-from lockstock.cli import sheet as sheet_cli  # noqa: F401  (registers export and reconcile)
-from lockstock.sheet import COLUMNS, sheet_rows, to_csv
 from streams.engine.commands import apply_command
 from tests.builders import inventory_command
 

@@ -1,5 +1,6 @@
 """The import contracts of pyproject.toml ([tool.importlinter]) hold, and they bite: the same
-contracts over a copy of the tree whose engine imports Faust fail."""
+contracts over a copy of the tree whose engine imports Faust, or whose core imports an
+application, fail."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("lockstock", "streams", "connectors", "schemas")
+PACKAGES = ("apps", "lockstock", "streams", "connectors", "schemas")
 LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
 
@@ -26,13 +27,41 @@ def test_the_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-def test_importing_faust_in_the_engine_breaks_a_contract(tmp_path):
+def copy_tree(tmp_path: Path) -> None:
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "static"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+
+
+def test_importing_faust_in_the_engine_breaks_a_contract(tmp_path):
+    copy_tree(tmp_path)
     state = tmp_path / "streams" / "engine" / "state.py"
     state.write_text(state.read_text() + "\nimport faust  # noqa: E402,F401\n")
     result = lint(tmp_path)
     assert result.returncode != 0
     assert "The engine (decision logic) imports no Kafka, Faust, RocksDB or aiohttp BROKEN" in " ".join(result.stdout.split())
     assert "streams.engine.state -> faust" in result.stdout
+
+
+LAYERS = "Applications on top, then the engine and the connectors (siblings), then the core BROKEN"
+
+
+def test_the_core_importing_an_application_breaks_the_layers(tmp_path):
+    copy_tree(tmp_path)
+    topics = tmp_path / "lockstock" / "topics.py"
+    topics.write_text(topics.read_text() + "\nimport apps.sheet  # noqa: E402,F401\n")
+    result = lint(tmp_path)
+    assert result.returncode != 0
+    assert LAYERS in " ".join(result.stdout.split())
+    assert "lockstock.topics -> apps.sheet" in result.stdout
+
+
+def test_the_engine_importing_a_connector_breaks_the_layers(tmp_path):
+    """streams and connectors are independent siblings: not even the engine imports a connector."""
+    copy_tree(tmp_path)
+    views = tmp_path / "streams" / "views.py"
+    views.write_text(views.read_text() + "\nimport connectors.gateway  # noqa: E402,F401\n")
+    result = lint(tmp_path)
+    assert result.returncode != 0
+    assert LAYERS in " ".join(result.stdout.split())
+    assert "streams.views -> connectors.gateway" in result.stdout

@@ -1,4 +1,4 @@
-"""The manual stock sheet (lockstock/sheet.py): export rows, reading a filled-in sheet back,
+"""The manual stock sheet (apps/sheet.py): export rows, reading a filled-in sheet back,
 the reconcile plan and its outcome. Plain functions over engine states built with the engine's
 own pure functions; no Kafka."""
 
@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from lockstock.sheet import (
+from apps.sheet import (
     COLUMNS, ManualUnit, SheetRow, applied_before, iso_utc, manual_order_id, new_sheet_id, parse_records,
     parse_sheet, plan_reconcile, reconcile_outcomes, sheet_rows, sku_summary, to_csv, units_beyond_count,
 )

@@ -41,7 +41,7 @@ def test_a_changelog_is_named_only_for_a_table_the_engine_has():
 def test_docs_topics_md_is_generated_from_the_registry():
     from pathlib import Path
 
-    from lockstock.cli.topics import registry_markdown
+    from apps.cli.topics import registry_markdown
     from lockstock.settings import Settings
 
     doc = Path(__file__).parents[2] / "docs" / "topics.md"

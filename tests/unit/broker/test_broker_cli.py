@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from lockstock.cli import broker  # noqa: F401  (registers the command)
-from lockstock.cli import cli
+from apps.cli import broker  # noqa: F401  (registers the command)
+from apps.cli import cli
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from lockstock.cli.loadtest import cluster_choice
-from lockstock.errors import SettingsError
-from lockstock.load.brokerchaos import (
+from apps.cli.loadtest import cluster_choice
+from apps.load.brokerchaos import (
     BROKER_KILL, BROKER_RESTART, BROKER_WINDOW, MAX_DOWN_S, MIN_DOWN_S, REJOIN_ALLOWANCE_S, BrokerEvent,
     fully_replicated, leader_or_fallback, needs_min_isr, plan_broker_kills, worker_kills_from,
 )
-from lockstock.load.chaos import KILL, ChaosEvent, delayed, plan_chaos
+from apps.load.chaos import KILL, ChaosEvent, delayed, plan_chaos
+from lockstock.errors import SettingsError
 from lockstock.settings import Settings
 
 

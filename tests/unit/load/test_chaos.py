@@ -1,7 +1,7 @@
 import pytest
 
+from apps.load.chaos import KILL, PRODUCER_RESTART, RESTART, plan_chaos
 from lockstock.errors import SettingsError
-from lockstock.load.chaos import KILL, PRODUCER_RESTART, RESTART, plan_chaos
 
 
 @pytest.mark.parametrize("duration,workers,kills", [(20, 2, 3), (60, 1, 5), (5, 3, 1), (300, 2, 20)])

@@ -6,8 +6,8 @@ import io
 
 import fastavro
 
+from apps.load.codecbench import LOCK_PATH, codec_row
 from lockstock.codec import SingleObjectCodec
-from lockstock.load.codecbench import LOCK_PATH, codec_row
 
 
 def test_the_sample_records_are_valid_and_written_as_fastavro_writes_them():

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lockstock.load.deaths import (
+from apps.load.deaths import (
     EXIT_MEANINGS, GroupWatch, PoolWatch, UrlWatch, Watchdog, death, death_lines, exit_meaning, lost_members, silent_too_long,
     unexpected_exit,
 )
+from apps.supervise import WorkerPool, WorkerProcess
 from lockstock.settings import Settings
-from lockstock.supervise import WorkerPool, WorkerProcess
 
 KILL, TERM = signal.SIGKILL, signal.SIGTERM
 

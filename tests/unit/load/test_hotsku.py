@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from apps.load.hotsku import largest_value, longest_ttl_channel, still_open
 from lockstock.catalog import load_catalog
-from lockstock.load.hotsku import largest_value, longest_ttl_channel, still_open
 
 
 def test_the_fill_goes_through_the_channel_whose_reservations_live_longest():

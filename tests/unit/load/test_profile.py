@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
+from apps.load.profile import LoadProfile, OrderMaker, units_to_lock_all
+from apps.load.tally import Tally
 from lockstock.catalog import load_catalog
 from lockstock.errors import SettingsError
-from lockstock.load.profile import LoadProfile, OrderMaker, units_to_lock_all
-from lockstock.load.tally import Tally
 from streams.engine.commands import plan_split
 from tests.builders import order_decision
 

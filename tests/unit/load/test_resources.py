@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from lockstock.load.resources import (
+from apps.load.resources import (
     CpuMeter, cpu_seconds_from_stat, per_10k_lines, process_cpu_s, process_rss_mb, rss_bytes_from_status,
 )
 

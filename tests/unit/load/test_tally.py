@@ -1,4 +1,4 @@
-from lockstock.load.tally import Tally, allowed_change
+from apps.load.tally import Tally, allowed_change
 from tests.builders import order_decision
 
 

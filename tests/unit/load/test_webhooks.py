@@ -1,12 +1,12 @@
 import pytest
 
+from apps.load.webhooks import (
+    RETRY_BACKOFF_S, SECRET_ENV, WebhookOrders, answer_kind, retry_pause, shop_domain, shopify_delivery,
+)
 from connectors.base import NotConfigured, Webhook
 from connectors.config import webhook_adapters
 from lockstock.catalog import catalog_from_dict, load_catalog
 from lockstock.errors import SettingsError
-from lockstock.load.webhooks import (
-    RETRY_BACKOFF_S, SECRET_ENV, WebhookOrders, answer_kind, retry_pause, shop_domain, shopify_delivery,
-)
 
 SECRET = "load-test-secret"
 

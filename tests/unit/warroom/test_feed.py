@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
+from apps.warroom import feed as feed_module
+from apps.warroom.feed import WarRoomFeed
+from apps.warroom.model import WarRoom
 from lockstock.catalog import load_catalog
 from lockstock.kafka import Kafka
 from lockstock.settings import Settings
-from lockstock.warroom import feed as feed_module
-from lockstock.warroom.feed import WarRoomFeed
-from lockstock.warroom.model import WarRoom
 
 
 def test_a_failing_reader_is_retried_and_the_status_says_so(monkeypatch):

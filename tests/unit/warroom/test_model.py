@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from apps.warroom import model as model_module
+from apps.warroom.model import MAX_ALERTS, MAX_CURVE_POINTS, Curve, WarRoom
+from apps.warroom.talk import channel_name, human_duration, top_points
 from lockstock.catalog import load_catalog
-from lockstock.warroom import model as model_module
-from lockstock.warroom.model import MAX_ALERTS, MAX_CURVE_POINTS, Curve, WarRoom
-from lockstock.warroom.talk import channel_name, human_duration, top_points
 from schemas.records import OrderDecision
 from streams.engine.state import RegionStock, SkuState
 from tests.builders import order_decision

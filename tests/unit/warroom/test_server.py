@@ -13,13 +13,13 @@ from typing import Any, Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from apps.warroom.model import WarRoom
+from apps.warroom.server import STATIC_DIR, create_app
+from apps.warroom.service import WarRoomService
 from lockstock.catalog import load_catalog
 from lockstock.errors import LockstockError
 from lockstock.kafka import Kafka
 from lockstock.settings import Settings
-from lockstock.warroom.model import WarRoom
-from lockstock.warroom.server import STATIC_DIR, create_app
-from lockstock.warroom.service import WarRoomService
 
 EVENT_TIMEOUT_S = 5.0
 

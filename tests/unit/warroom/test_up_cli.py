@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lockstock.cli import cli
-from lockstock.cli import demo, up  # noqa: F401  (register commands)
-from lockstock.cli.up import _env_for_others
+from apps.cli import cli
+from apps.cli import demo, up  # noqa: F401  (register commands)
+from apps.cli.up import _env_for_others
 from lockstock.settings import Settings
 
 
