@@ -29,7 +29,7 @@ class Subject:
 
     @property
     def name(self) -> str:
-        # RegistryCodec.schema_id's naming; tests/integration/test_registry.py pins the two together.
+        # RegistryCodec.schema_id's naming; tests/integration/brokers/test_registry.py pins the two together.
         return f"{self.topic}-{self.record}"
 
 

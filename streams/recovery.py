@@ -7,7 +7,7 @@ in between are delivered from the old position while the seek is in flight. When
 Faust resets its read offset, the records after it look like a jump, and its gap bookkeeping
 (meant for transaction markers) marks the offsets in between as done: the next commit skips
 records no agent ever processed. Seen as lost orders after a worker restart under load
-(tests/integration/test_recovery.py); it is independent of the broker.
+(tests/integration/engine/test_recovery.py); it is independent of the broker.
 
 Seeking while the partitions are still paused, then resuming them, closes the window: nothing
 is fetched from a stream partition before its position is the committed offset.
@@ -17,7 +17,7 @@ leaves such a partition (and one committed at 0) where it is, and while recovery
 changelogs the fetcher already returns stream records, which Faust drops because the partition
 is paused: its position ends up past records no agent saw, with nothing committed to go back
 to. Seen when a worker was killed before its first commit: the restarted worker skipped every
-record its predecessor had not finished (tests/integration/test_recovery.py). Those partitions
+record its predecessor had not finished (tests/integration/engine/test_recovery.py). Those partitions
 are sent back to their first record, which ``auto_offset_reset=earliest`` promises.
 
 And the seek waits for the batch Faust's fetch loop already had in hand when the partitions were

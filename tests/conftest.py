@@ -100,7 +100,7 @@ def apache_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUn
 
 @pytest.fixture(scope="session")
 def apache_kafka(apache_broker: BrokerUnderTest) -> BrokerUnderTest:
-    """Apache Kafka for the tests that are about it alone (tests/integration/test_apache_kafka.py)."""
+    """Apache Kafka for the tests that are about it alone (tests/integration/brokers/test_apache_kafka.py)."""
     return apache_broker
 
 

@@ -2,7 +2,7 @@
 
 ``kafka`` (Apache Kafka, Redpanda, any real cluster) adds nothing to client settings.
 ``embedded`` neutralises the known bugs of the embedded tansu 0.6.0 broker
-(shared/notes/tansu.md), each pinned by a test in tests/integration/test_embedded_broker.py:
+(shared/notes/tansu.md), each pinned by a test in tests/integration/brokers/test_embedded_broker.py:
 
 1. ListOffsets(latest) returns the newest *batch's* base offset + 1, not the log end, when
    batches hold more than one record. Faust uses it as the changelog highwater, so recovery

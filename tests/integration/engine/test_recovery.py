@@ -215,7 +215,7 @@ def test_a_worker_that_takes_over_partitions_expires_their_unpaid_locks(kafka, t
 
     from apps.supervise import WorkerPool
 
-    catalog = Path(__file__).parent / "channels.yaml"  # shopee-th: unpaid locks expire after 2 s
+    catalog = Path(__file__).parents[1] / "channels.yaml"  # shopee-th: unpaid locks expire after 2 s
     pool = WorkerPool(kafka.settings.with_(channels_file=catalog), tmp_path / "logs")
     watcher = TopicWatcher(kafka, [kafka.topics.orders_decisions]).start_and_wait()
     client = Client(kafka)

@@ -34,7 +34,7 @@ from lockstock.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-CATALOG_FILE = Path(__file__).parent / "channels.yaml"
+CATALOG_FILE = Path(__file__).parents[1] / "channels.yaml"
 CATALOG = load_catalog(CATALOG_FILE)
 TIMEOUT = 30.0
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(os.environ.get("LOCKSTOCK_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+ARTIFACTS = Path(os.environ.get("LOCKSTOCK_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
 SETTLE_TIMEOUT_S = 90.0
 POLL_S = 0.25
 HOUR_MS = 3600 * 1000

@@ -23,7 +23,7 @@ from connectors.sync.service import SyncOptions, SyncService
 from lockstock.broker.embedded import free_port
 from lockstock.catalog import load_catalog
 from lockstock.kafka import Kafka
-from tests.integration.test_gateway import SECRET, RunningGateway, created, signed
+from tests.integration.connectors.test_gateway import SECRET, RunningGateway, created, signed
 
 pytestmark = pytest.mark.integration
 
