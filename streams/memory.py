@@ -27,7 +27,7 @@ from faust.stores.rocksdb import Store
 from lockstock.catalog import Catalog
 from lockstock.clock import now_ms
 from lockstock.deadletter import UNDECODABLE
-from lockstock.topics import DEADLETTER, TopicSpec
+from lockstock.topics import DEADLETTER, TopicSpec, changelog_topic
 from streams.batch import Finish, Fold, run_batch
 from streams.engine.orders import OrderRecord
 from streams.envelopes import pack, unpack
@@ -76,6 +76,9 @@ class MemoryLog:
         return self.topics.get(topic, {}).get(partition, [])
 
 
+MEMORY_APP_ID = "memory"  # the app id the in-memory tables' changelogs are named under
+
+
 class MemoryTable:
     """What a TableStore needs of a Faust table: a name, a changelog topic, and one raw-mode
     RocksDB per partition with Faust's persisted-offset key (``data``)."""
@@ -89,7 +92,7 @@ class MemoryTable:
         self.dbs: dict[int, rocksdict.Rdict] = {}
 
     def get_topic_name(self) -> str:
-        return f"{self.name}-changelog"
+        return changelog_topic(MEMORY_APP_ID, self.name)
 
     def _db_for_partition(self, partition: int) -> rocksdict.Rdict:
         if partition not in self.dbs:

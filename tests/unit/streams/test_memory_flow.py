@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from lockstock.deadletter import PROCESSING_ERROR, UNDECODABLE
-from lockstock.topics import DEADLETTER, INVENTORY_COMMANDS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_PLACED
+from lockstock.topics import DEADLETTER, INVENTORY_COMMANDS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_PLACED, changelog_topic
 from streams import folds
 from streams.engine.state import SkuState
 from streams.lines import is_line_key
-from streams.memory import Crashed, MemoryFlow
+from streams.memory import MEMORY_APP_ID, Crashed, MemoryFlow
 from tests.builders import CATALOG, inventory_command, order_event, order_placed
 
 NOW = 1_800_000_000_000
@@ -192,7 +192,7 @@ def test_a_kill_after_any_record_of_a_commit_loses_and_doubles_nothing(tmp_path,
     before = records_per_topic(reference)
     reference.step(only="lock_stock_lines", only_partition=hot)
     sent = records_per_topic(reference) - before
-    changelog = sent.pop("stock-changelog")
+    changelog = sent.pop(changelog_topic(MEMORY_APP_ID, "stock"))
     outputs = sum(sent.values())
     assert outputs > 40 and changelog > 40  # a big batch: results, decisions, audit; line records, heads
     reference.run()

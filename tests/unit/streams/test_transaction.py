@@ -10,10 +10,11 @@ from functools import partial
 import orjson
 import pytest
 
+from lockstock.topics import changelog_topic
 from streams.engine.state import LINE, BUYER, SkuState
 from streams.engine.stock import lock_order_line
 from streams.lines import is_line_key
-from streams.memory import MemoryLog, MemoryTable
+from streams.memory import MEMORY_APP_ID, MemoryLog, MemoryTable
 from streams.tables import store_key
 from streams.transaction import OffsetWentBackwards, TableStore
 from tests.builders import CATALOG, line_lock_request
@@ -45,11 +46,11 @@ request = partial(line_lock_request, channel="shopify", placed_at=NOW)  # this m
 def test_line_records_are_sent_before_the_head_that_commits_them(tmp_path):
     store, table, log, tx = first_lock(tmp_path)
     asyncio.run(tx.commit(log, []))
-    keys = [key for key, _ in log.records("stock-changelog", 0)]
+    keys = [key for key, _ in log.records(changelog_topic(MEMORY_APP_ID, "stock"), 0)]
     assert [is_line_key(k) for k in keys] == [True, True, False]
     head = orjson.loads(table._db_for_partition(0).get(store_key("A")))
     assert head["version"] == 1 and head["open_reservations"] == 1
-    version, after, before = orjson.loads(log.records("stock-changelog", 0)[0][1])
+    version, after, before = orjson.loads(log.records(changelog_topic(MEMORY_APP_ID, "stock"), 0)[0][1])
     assert (version, after[0], before) == (1, "H", None)
 
 
@@ -109,7 +110,7 @@ def test_the_next_batch_reads_what_a_sealed_batch_staged_before_its_commit(tmp_p
 
     asyncio.run(both())
     versions = [orjson.loads(value)["version"] if not is_line_key(key) else orjson.loads(value)[0]
-                for key, value in log.records("stock-changelog", 0)]
+                for key, value in log.records(changelog_topic(MEMORY_APP_ID, "stock"), 0)]
     assert versions == sorted(versions) and versions[-1] == 2  # the first batch's records, then the second's
     assert store.pending == {}
     stored = orjson.loads(table._db_for_partition(0).get(store_key("A")))
