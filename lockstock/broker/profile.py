@@ -52,16 +52,35 @@ class BrokerProfile:
         return ";".join(f"{self.faust_scheme}://{server}" for server in bootstrap.split(","))
 
     def end_offsets(self, consumer: Any, partitions: Iterable[Any], bootstrap: str, timeout: float = 10.0) -> dict[tuple[str, int], int]:
-        """True log-end offset per (topic, partition), read through a confluent-kafka Consumer."""
-        from confluent_kafka import TopicPartition
+        """True log-end offset per (topic, partition), read through a confluent-kafka Consumer.
+        A partition whose leader is still being elected (a topic just created) is asked again
+        until ``timeout``."""
+        from confluent_kafka import KafkaException, TopicPartition
 
+        deadline = time.monotonic() + timeout
         ends: dict[tuple[str, int], int] = {}
         for tp in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            while True:
+                try:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                             timeout=max(0.1, deadline - time.monotonic()))
+                    break
+                except KafkaException as exc:
+                    if not _leader_moving(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)
             ends[(tp.topic, tp.partition)] = high
         if self.embedded:
             ends = correct_end_offsets(bootstrap, ends, timeout)
         return ends
+
+
+def _leader_moving(exc: Any) -> bool:
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in (
+        KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 KAFKA = BrokerProfile("kafka")
