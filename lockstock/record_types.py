@@ -24,7 +24,6 @@ from typing import Any, Iterable
 
 from schemas import NAMESPACE, SCHEMA_DIR
 
-PUBLISHED = "published"  # earlier versions of records (self-contained): not types of their own
 _PRIMITIVES = {"string": "str", "int": "int", "long": "int", "float": "float", "double": "float",
                "boolean": "bool", "bytes": "bytes", "null": "None"}
 
@@ -39,13 +38,11 @@ from typing import Literal, NotRequired, TypedDict
 
 
 def load(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
-    """Every current named type: short name -> its schema, in file order."""
-    named = {}
-    for path in sorted(directory.rglob("*.avsc")):
-        if PUBLISHED not in path.relative_to(directory).parts:
-            schema = json.loads(path.read_text())
-            named[schema["name"]] = schema
-    return named
+    """Every current named type: short name -> its schema, in file order (the codec's own
+    reading of the schema files, earlier published versions left out)."""
+    from lockstock.codec import SchemaSet
+
+    return {schema["name"]: schema for schema in SchemaSet(directory).raw.values()}
 
 
 def short(name: str) -> str:
