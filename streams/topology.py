@@ -138,8 +138,10 @@ ORDER_DESK = Agent(
                "on cancel and on payment timeout; COMMIT when paid; SHIP when shipped"),
         Output(topics.ORDERS_DECISIONS,
                "REJECTED at once for a malformed order; LOCKED or REJECTED when every SKU has "
-               "answered (multi-SKU orders); RELEASED on cancel or payment timeout; the same "
-               "decision again for a duplicate order"),
+               "answered (multi-SKU orders); RELEASED on cancel or payment timeout; the latest "
+               "decision again for an input it already applied (a duplicate order, a redelivered "
+               "answer, cancel or timer); once the batch's changelog is acknowledged",
+               after_changelog=True),
         Output(topics.DEADLETTER,
                "an input that does not decode or is not its topic's record; a lifecycle event "
                "that cannot apply; an event whose handling failed"),

@@ -17,7 +17,7 @@ broker has no transactions, so the order is the protocol):
   5. store      the local store (RocksDB) is written in one write batch per partition with its
                 persisted changelog offset (an offset that goes backwards is refused), and the
                 pending writes it covers are dropped;
-  6. answers    the records others act on (the stock keeper's decisions and lock results:
+  6. answers    the records others act on (every decision, and the keeper's lock results:
                 streams/topology.py ``after_changelog``) are sent and acknowledged.
 
 Sealing (2) is synchronous, so the next batch can be folded while this one's steps 3-6 wait on

@@ -200,9 +200,10 @@ def on_line_result(record: OrderRecord | None, result: LineLockResult, catalog: 
             # The keeper lost a batch it had announced and answered the replay afresh, after the
             # desk had moved on: the desk's decision must be the last.
             step.decisions = [record.decision]
-        elif not decided_by_stock_keeper(result) and record.decision is not None and record.sku_count == 1:
-            # A replayed answer: the keeper's own announcement of this order may not have left
-            # with it (a kill between its answers), so the desk repeats its latest decision.
+        elif not decided_by_stock_keeper(result) and record.decision is not None:
+            # A replayed answer: the decision it completed, or the keeper's own announcement of a
+            # single-SKU order, may not have left (a kill between a changelog and its answers),
+            # so the desk repeats its latest decision.
             step.decisions = [record.decision]
         return step
     record.skus.setdefault(sku, result["qty"])
@@ -238,8 +239,9 @@ def on_order_event(record: OrderRecord | None, event: OrderEvent, catalog: Catal
     kind = event["type"]
     if record is None:
         return DeskStep(None, changed=False, problem=f"{kind} for unknown order {event['order_id']!r}")
-    if event["event_id"] in record.events:
-        return DeskStep(record, changed=False)
+    if event["event_id"] in record.events:  # redelivered: the RELEASED a cancel made may not have left
+        repeat = [record.decision] if kind == "CANCELLED" and record.decision is not None else []
+        return DeskStep(record, changed=False, decisions=repeat)
     if kind not in ("PAID", "CANCELLED", "SHIPPED"):
         return DeskStep(record, changed=False, problem=f"order event type {kind} is not one lockstock handles")
     if record.status == PENDING:
@@ -282,6 +284,9 @@ def on_timer(record: OrderRecord | None, timer: OrderTimer, catalog: Catalog, no
                         decisions=[record.decision])
     if timer["kind"] == FORGET and _forgettable(record, catalog, now):
         return DeskStep(None)
+    if timer["kind"] == EXPIRE and record.status == RELEASED and record.decision is not None:
+        # redelivered: the RELEASED it made may not have left (a kill between a changelog and its answers)
+        return DeskStep(record, changed=False, decisions=[record.decision])
     return DeskStep(record, changed=False)
 
 

@@ -145,9 +145,25 @@ def test_late_locked_after_a_rejection_is_released():
     record = on_line_result(record, answer(requests["B"], REJECTED, OUT_OF_STOCK), CATALOG, T0).record
     assert record.status == REJECTED
     step = on_line_result(record, answer(requests["B"]), CATALOG, T0 + 1)  # e.g. a stale redelivery
-    assert actions(step) == [("B", "RELEASE", COMPENSATION)] and step.decisions == [] and not step.changed
+    # released, and the latest decision repeated (the one the redelivered answer completed may not have left)
+    assert actions(step) == [("B", "RELEASE", COMPENSATION)] and step.decisions == [record.decision] and not step.changed
     step = on_line_result(record, answer(requests["A"], REJECTED, OUT_OF_STOCK), CATALOG, T0 + 1)
-    assert step.requests == [] and step.decisions == [] and not step.changed
+    assert step.requests == [] and step.decisions == [record.decision] and not step.changed
+
+
+def test_a_redelivered_cancel_or_expiry_repeats_the_released_decision():
+    """The desk's decisions leave after its changelog: a kill between the two is followed by a
+    replay of the input that made the decision, which must announce it again."""
+    record, requests = placed(("A", 1), ("B", 2))
+    for sku in ("A", "B"):
+        record = on_line_result(record, answer(requests[sku]), CATALOG, T0).record
+    cancel = order_event(CANCELLED, "o1:c", "o1", occurred_at=T0, reason="buyer")
+    released = on_order_event(record, cancel, CATALOG, T0 + 1)
+    assert [d["status"] for d in released.decisions] == ["RELEASED"]
+    again = on_order_event(released.record, cancel, CATALOG, T0 + 2)
+    assert again.decisions == released.decisions and again.requests == [] and not again.changed
+    expired = on_timer(released.record, {"order_id": "o1", "kind": EXPIRE, "due_at": T0}, CATALOG, T0 + 3)
+    assert expired.decisions == released.decisions and expired.requests == [] and not expired.changed
 
 
 def test_late_answers_for_a_held_order_change_nothing():
@@ -176,14 +192,16 @@ def test_an_announced_answer_the_desk_overtook_is_followed_by_the_desks_decision
 def test_a_replayed_answer_repeats_a_single_sku_decision_the_keeper_may_not_have_announced():
     """The keeper's decision and its lock result leave in one send after its changelog; killed
     between them, the result may be out without the decision. The replayed answer is not
-    announced by the keeper, so the desk repeats the decision it recorded (a multi-SKU order's
-    decision is the desk's own and already out)."""
+    announced by the keeper, so the desk repeats the decision it recorded. A multi-SKU order's
+    decision is the desk's own, sent after the desk's changelog: a kill between the two is followed
+    by the replay of the answer that completed it, so the desk repeats that one too."""
     record = locked_order(("A", 1))
     request = {"order_id": "o1", "sku": "A", "qty": 1, "sku_count": 1, "channel": "tiktok-us", "placed_at": T0}
     step = on_line_result(record, {**answer(request), "announced": False}, CATALOG, T0 + 70)
     assert [d["status"] for d in step.decisions] == [LOCKED] and not step.changed and not step.requests
     multi = locked_order(("A", 1), ("B", 2))
-    assert on_line_result(multi, {**answer(request), "sku_count": 2, "announced": False}, CATALOG, T0 + 70).decisions == []
+    again = on_line_result(multi, {**answer(request), "sku_count": 2, "announced": False}, CATALOG, T0 + 70)
+    assert again.decisions == [multi.decision] and not again.changed and not again.requests
 
 
 def test_answer_overtaking_its_order_starts_the_record():
