@@ -77,6 +77,7 @@ class Rules:
     realloc_min_units: int = 30
     order_retention_s: int = 86400
     sweep_interval_s: float = 1.0
+    channel_stock_interval_ms: int = 200
 
     # (minimum, maximum) per rule; every rule is a number a user gives, so every one is checked.
     BOUNDS = {
@@ -86,6 +87,7 @@ class Rules:
         "limit_min_units": (1, 10**9), "replenish_below_pct": (0, 100), "reorder_cover_s": (0, 365 * 86400),
         "realloc_factor": (1, 100), "realloc_boost": (1, 100), "realloc_min_units": (1, 10**9),
         "order_retention_s": (1, 365 * 86400), "sweep_interval_s": (0.05, 3600),
+        "channel_stock_interval_ms": (0, 60_000),
     }
 
 

@@ -15,6 +15,7 @@ the same ids; consumers dedupe on them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Iterator
 
@@ -26,15 +27,17 @@ from lockstock.deadletter import UNDECODABLE, WRONG_RECORD, dead_letter
 from lockstock.errors import CodecError, WrongRecordError
 from lockstock.kafka import key_partition
 from lockstock.metrics.worker import MeteredProducer, WorkerMetrics
-from lockstock.topics import DEADLETTER, TopicSpec
+from lockstock.topics import DEADLETTER, LOCK_REQUESTS, TopicSpec
 from streams.app import Wiring
 from streams.batch import Finish, Fold, run_batch
 from streams.engine import orders as desk
 from streams.engine.state import SkuState
 from streams.envelopes import pack, unpack
-from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, due_timer, fold_order, fold_stock
+from streams.folds import (
+    ORDER_KEY, STOCK_KEY, ChannelStockDue, Event, Output, Problem, due_timer, fold_order, fold_stock,
+)
 from streams.pipeline import Pipeline
-from streams.tables import assignment_epoch, table_value
+from streams.tables import assignment_epoch, heads, table_value
 from streams.take import take_batches
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 SERVICE = "streams"
 BATCH_MAX = 500  # events per batch
 PARTITION_MEMORY = 100_000  # keys whose partition is remembered
+SETTLE_WAIT_S = 0.1  # while a rebalance is under way, how often work due by time looks again
 
 Record = tuple[str, bytes, bytes, None]  # topic, key, value, partition (the producer's choice)
 
@@ -102,17 +106,28 @@ class Handler:
                 yield event, Event(message.partition, message.offset, at, record, value)
 
     async def process(self, agent: str, stream: faust.StreamT, store: TableStore, fold: Fold,
-                      finish: Finish | None = None) -> None:
+                      finish: Finish | None = None, due: ChannelStockDue | None = None) -> None:
         """The agent loop: a batch of events through ``fold`` (streams/batch.py), sealed, and its
         commit handed to the pipeline while the next batch is taken (streams/pipeline.py). The
-        topology names the outputs that are answers, sent after the changelog."""
+        topology names the outputs that are answers, sent after the changelog. ``due``: channel
+        stock owed by time, which may run a batch without events."""
         pipeline = Pipeline(self.producer)
         answer_topics = TOPOLOGY.agent(agent).answers
+        def wake_in() -> float | None:  # a new assignment owes every SKU's figures at once
+            assert due is not None
+            return 0.0 if assignment_epoch(self.app) != store.cache.epoch else due.next_due(now_ms())
+
         try:
-            async for events in take_batches(stream, BATCH_MAX):
+            async for events in take_batches(stream, BATCH_MAX, wake_in if due is not None else None):
                 epoch = assignment_epoch(self.app)
+                if not events and (epoch[1] or not self.app.tables.actives_ready):
+                    await asyncio.sleep(SETTLE_WAIT_S)  # what is due waits for the assignment to settle
+                    continue
                 if epoch != store.cache.epoch or epoch[1]:
                     await pipeline.drain()  # a new assignment starts from what is in the store
+                    if due is not None and not epoch[1]:
+                        due.owe_all(((sku, self.partition_of(LOCK_REQUESTS, sku)) for sku, _ in heads(store.table)),
+                                    now_ms())
                 store.sync(epoch)
                 tx = store.begin(now_ms())
                 result = run_batch(tx, self.lines(events), fold, self.catalog, now_ms, finish)
@@ -179,10 +194,10 @@ def define_agents(app: faust.App, wiring: Wiring) -> None:
             await h.send(due)
 
     # -- the stock keeper: SKU-keyed, owns the stock table -------------------------------------
+    channel_stock = ChannelStockDue(catalog)
+
     @app.agent(channel_of("lock_stock_lines"), name="lock_stock_lines")
     async def lock_stock_lines(stream: faust.StreamT) -> None:
-        await h.process("lock_stock_lines", stream, stocks, fold_stock, announce_channel_stock)
-
-    def announce_channel_stock(tx: TableTransaction) -> list[Output]:
-        return channel_stock((state for _, state in tx.heads.values()), catalog, now_ms())
+        await h.process("lock_stock_lines", stream, stocks, fold_stock,
+                        lambda tx: channel_stock.finish(tx, now_ms()), channel_stock)
 

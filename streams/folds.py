@@ -118,12 +118,65 @@ def fold_stock(state: State, event: Event, catalog: Catalog, now: int) -> Folded
     return outputs, None
 
 
-def channel_stock(states: Iterable[SkuState], catalog: Catalog, now: int) -> list[Output]:
-    """Each changed SKU's per-channel quantities once per batch, as of the batch's end: the topic
-    is compacted and a marketplace only needs the latest figure, so the values a hot SKU passed
-    through within a few milliseconds are not worth a record each."""
-    return [Output(CHANNELS_STOCK, f"{u['channel']}:{u['sku']}", "ChannelStock", u)
-            for state in states if state is not None for u in channel_stock_updates(state, catalog, now)]
+class Staged(State, Protocol):
+    """A batch's table transaction as the finish of a batch sees it: what the batch staged."""
+
+    heads: dict[str, tuple[int, Any]]  # key -> (partition, value or None)
+
+    def activate(self, partition: int) -> int: ...
+
+
+class ChannelStockDue:
+    """Announces each changed SKU's per-channel quantities at the end of a batch, at most once
+    per ``rules.channel_stock_interval_ms`` per SKU (urgent changes at once): the topic is
+    compacted and a marketplace only needs the latest figure, so the values a hot SKU passes
+    through within milliseconds are not worth a record each.
+
+    Changes held back are owed: ``finish`` announces them in the first batch after their interval,
+    and ``next_due`` tells the agent when to run one without input. What is owed lives in this
+    worker's memory only; after an assignment (a restart, a rebalance) ``owe_all`` owes every SKU
+    this worker then holds, so changes the previous owner held back are announced too (a SKU
+    whose published figures are current announces nothing)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.interval_ms = catalog.rules.channel_stock_interval_ms
+        self.catalog = catalog
+        self.owed: dict[str, tuple[int, int]] = {}  # sku -> (partition, announce at, ms)
+
+    def finish(self, tx: Staged, now: int) -> list[Output]:
+        outputs: list[Output] = []
+        for sku, (partition, state) in list(tx.heads.items()):
+            if state is not None:
+                self._announce(state, partition, now, outputs)
+        for sku, (partition, due) in list(self.owed.items()):
+            if due > now or sku in tx.heads:
+                continue
+            tx.activate(partition)  # a head written must not validate line records a killed batch left
+            state = tx.read(sku, partition)
+            if state is None:
+                del self.owed[sku]
+            elif self._announce(state, partition, now, outputs):
+                tx.write(sku, partition, state)
+        return outputs
+
+    def _announce(self, state: SkuState, partition: int, now: int, outputs: list[Output]) -> bool:
+        updates = channel_stock_updates(state, self.catalog, now, interval_ms=self.interval_ms)
+        if updates is None:
+            self.owed[state.sku] = (partition, state.announced_at + self.interval_ms)
+            return False
+        self.owed.pop(state.sku, None)
+        outputs += [Output(CHANNELS_STOCK, f"{u['channel']}:{u['sku']}", "ChannelStock", u) for u in updates]
+        return bool(updates)
+
+    def next_due(self, now: int) -> float | None:
+        """Seconds until the first owed announcement is due (0 if one is), None if none is owed."""
+        if not self.owed:
+            return None
+        return max(0, min(due for _, due in self.owed.values()) - now) / 1000
+
+    def owe_all(self, skus: Iterable[tuple[str, int]], now: int) -> None:
+        """Forget what was owed, and owe every (sku, partition) given, due now."""
+        self.owed = {sku: (partition, now) for sku, partition in skus}
 
 
 def due_timer(order_id: str, record: desk.OrderRecord | None, catalog: Catalog, now: int) -> Output | None:

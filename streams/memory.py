@@ -32,7 +32,8 @@ from streams.batch import Finish, Fold, run_batch
 from streams.engine.orders import OrderRecord
 from streams.envelopes import pack, unpack
 from streams.engine.state import SkuState
-from streams.folds import ORDER_KEY, STOCK_KEY, Event, Output, Problem, channel_stock, fold_order, fold_stock
+from streams.folds import ORDER_KEY, STOCK_KEY, ChannelStockDue, Event, Output, Problem, fold_order, fold_stock
+from streams.lines import heads_in
 from streams.tables import store_key
 from streams.topology import TOPOLOGY
 from streams.transaction import TableStore, TableTransaction
@@ -158,8 +159,7 @@ class MemoryFlow:
         self.agents = [
             MemoryAgent("order_desk", fold_order, "orders", ORDER_KEY),
             MemoryAgent("lock_stock_lines", fold_stock, "stock", STOCK_KEY,
-                        finish=lambda flow: lambda tx: channel_stock(
-                            (state for _, state in tx.heads.values()), flow.catalog, flow.clock())),
+                        finish=lambda flow: lambda tx: flow.channel_stock.finish(tx, flow.clock())),
         ]
         self.committed: dict[tuple[str, str, int], int] = {}  # (agent, topic, partition) -> next offset
         self._open(fresh=True)
@@ -177,6 +177,10 @@ class MemoryFlow:
             "stock": TableStore(self.tables["stock"], SkuState.from_dict, STOCK_KEY, retention_ms=retention_ms),
             "orders": TableStore(self.tables["orders"], OrderRecord.from_dict, ORDER_KEY),
         }
+        # A new process owes every SKU its channel figures, as a worker does after an assignment.
+        self.channel_stock = ChannelStockDue(self.catalog)
+        self.channel_stock.owe_all(((sku, partition) for partition, db in self.tables["stock"].dbs.items()
+                                    for sku, _ in heads_in(db)), self.clock())
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -190,9 +194,10 @@ class MemoryFlow:
     # -- running --------------------------------------------------------------------------------
 
     def run(self, max_batches: int = 100_000) -> int:
-        """Run batches until no agent has input left; the number of batches run."""
+        """Run batches until no agent has input left and no channel figures are due; the number
+        of batches run."""
         for count in range(max_batches):
-            if not self.step():
+            if not self.step() and not self.announce_due():
                 return count
         raise AssertionError(f"still busy after {max_batches} batches")
 
@@ -209,6 +214,15 @@ class MemoryFlow:
                     self._batch(agent, partition, pending[: self.batch_max])
                     return True
         return False
+
+    def announce_due(self) -> bool:
+        """A batch without input for the channel figures due by now, as the stock keeper runs
+        one when its interval passed; False when none are due."""
+        if self.channel_stock.next_due(self.clock()) != 0:
+            return False
+        keeper = next(agent for agent in self.agents if agent.name == "lock_stock_lines")
+        self._batch(keeper, 0, [])
+        return True
 
     def _pending(self, agent: MemoryAgent, partition: int) -> list[tuple[str, int, bytes, Any]]:
         pending = []

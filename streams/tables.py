@@ -15,6 +15,7 @@ import orjson
 import rocksdict
 
 from lockstock.topics import TABLES
+from streams.lines import heads_in
 
 
 @dataclass
@@ -140,7 +141,4 @@ def heads(table: faust.TableT) -> Iterator[tuple[str, bytes]]:
     """(sku, raw head) of every SKU in this worker's active partitions of the stock table, without
     walking their line records: heads sort before them (streams/lines.py)."""
     for db in table.data._dbs_for_actives():
-        for key, value in db.items(from_key=b'"'):
-            if key[:1] != b'"':
-                break
-            yield orjson.loads(key), value
+        yield from heads_in(db)

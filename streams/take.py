@@ -22,18 +22,24 @@ Monitor) are not called; lockstock's own metrics count batches (lockstock/metric
 
 A batch is what the queue holds when the agent asks, up to ``max_events``: the fetcher hands a
 whole fetch over at once, so a batch follows the fetches, small under light load and full under
-heavy load, and no event waits for a batch to fill. When the worker stops, Faust ends the
+heavy load, and no event waits for a batch to fill. An agent with work due by time may ask for an
+empty batch when no event came in time (``wake_in``). When the worker stops, Faust ends the
 channel (``StopAsyncIteration`` in its queue): the batches end, as its own iterator ends.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+import asyncio
+from typing import Any, AsyncIterator, Callable
 
 from faust.types import EventT
 
 
-async def take_batches(stream: Any, max_events: int) -> AsyncIterator[list[EventT]]:
+async def take_batches(stream: Any, max_events: int,
+                       wake_in: Callable[[], float | None] | None = None) -> AsyncIterator[list[EventT]]:
+    """Batches of at most ``max_events``. ``wake_in``: seconds after which, with no event
+    waiting, an empty batch is handed over (None: wait for events), for work that is due by
+    time rather than by input (streams/folds.py ``ChannelStockDue``)."""
     app = stream.app
     queue = stream.channel.queue
     get, get_nowait, empty = queue.get, queue.get_nowait, queue.empty
@@ -45,7 +51,15 @@ async def take_batches(stream: Any, max_events: int) -> AsyncIterator[list[Event
     on_message_out = stream._on_message_out
     try:
         while not stream.should_stop:
-            taken = [await get()]
+            timeout = wake_in() if wake_in is not None and empty() else None
+            if timeout is None:
+                taken = [await get()]
+            else:
+                try:
+                    taken = [await asyncio.wait_for(get(), timeout)]
+                except asyncio.TimeoutError:
+                    yield []
+                    continue
             while len(taken) < max_events and not empty():
                 taken.append(get_nowait())
             generation = app.consumer_generation_id

@@ -125,6 +125,7 @@ class SkuState:
     alert_seq: int = 0  # numbers alerts, so a replayed alert carries the same id
     published: dict[str, list] = field(default_factory=dict)  # channel -> [sellable, available, paused, flex] last sent
     seq: int = 0  # ChannelStock sequence for this SKU
+    announced_at: int = 0  # when ChannelStock of this SKU was last sent (ms)
     ship_shortfall: int = 0  # units shipped that no warehouse's count covered (count is off)
     audit_seq: int = 0  # the SKU's audit chain head (streams.engine.audit): last record's seq
     audit_head: str = "0" * 64  # ... and its hash (64 zeros: no record yet)
@@ -222,6 +223,7 @@ class SkuState:
             "open_reservations": self.open_reservations, "buyer_limit": self.buyer_limit,
             "limit_source": self.limit_source, "paused": self.paused, "sales": self.sales,
             "low_stock": self.low_stock, "alert_seq": self.alert_seq, "published": self.published, "seq": self.seq,
+            "announced_at": self.announced_at,
             "ship_shortfall": self.ship_shortfall, "audit_seq": self.audit_seq, "audit_head": self.audit_head,
             "version": self.version,
         }

@@ -204,11 +204,18 @@ def expected_channel_stock(view: dict) -> dict[str, tuple[int, int, bool]]:
     return expected
 
 
-def published_channel_stock(engine: Engine, sku: str) -> dict[str, tuple[int, int, bool]]:
+def published_channel_stock(engine: Engine, sku: str, view: dict) -> dict[str, tuple[int, int, bool]]:
+    """The latest figures per channel, once they are those ``view`` implies: the keeper announces
+    a change within rules.channel_stock_interval_ms (a pause or a sell-out at once)."""
+    def latest() -> dict[str, tuple[int, int, bool]]:
+        records = engine.feed.channel_stock(sku)
+        assert all(key == f"{channel}:{sku}" for channel, (key, _) in records.items()), records
+        return {channel: (v["sellable"], v["available"], v["paused"]) for channel, (_, v) in records.items()}
+
     engine.feed.sync()
-    latest = engine.feed.channel_stock(sku)
-    assert all(key == f"{channel}:{sku}" for channel, (key, _) in latest.items()), latest
-    return {channel: (v["sellable"], v["available"], v["paused"]) for channel, (_, v) in latest.items()}
+    expected = expected_channel_stock(view)
+    engine.feed.until(f"{sku}'s channel figures to be {expected}", lambda: latest() == expected)
+    return latest()
 
 
 def regions_of(view: dict) -> dict[str, tuple[int, int, int, int, int]]:
@@ -291,11 +298,11 @@ def test_lock_path_region_then_flex_then_out_of_stock(engine: Engine) -> None:
     assert {c: e[0] for c, e in expected.items()} == {
         "tiktok-us": 0, "youtube-us": 0, "instagram-us": 0, "amazon-us": 0, "shopify": 0,
         "tiktok-eu": 1, "amazon-eu": 1, "shopee-my": 1, "shopee-th": 1}
-    assert published_channel_stock(engine, sku) == expected
+    assert published_channel_stock(engine, sku, view) == expected
     # ... and 0 for a paused channel, which still reports what its region could sell.
     engine.command(sku, "PAUSE_CHANNEL", channel="amazon-eu")
     view = engine.stock_when(sku, "amazon-eu paused", lambda v: v["paused_channels"] == ["amazon-eu"])
-    published = published_channel_stock(engine, sku)
+    published = published_channel_stock(engine, sku, view)
     assert published["amazon-eu"] == (0, 1, True) and published["tiktok-eu"] == (1, 1, False)
     assert published == expected_channel_stock(view)
 
@@ -464,7 +471,7 @@ def test_inventory_commands(engine: Engine) -> None:
     assert (paused["status"], paused["reason"], lines_of(paused)) == ("REJECTED", "CHANNEL_PAUSED", [(sku, 1, None)])
     assert engine.lock("cmd-amazon-eu", [(sku, 1)], channel="amazon-eu")["status"] == "LOCKED"
     view = engine.stock_when(sku, "the amazon-eu lock", lambda v: v["regions"]["EU"]["locked"] == 2)
-    published = published_channel_stock(engine, sku)
+    published = published_channel_stock(engine, sku, view)
     eu_sellable = view["regions"]["EU"]["free"] + view["flex"]
     assert eu_sellable == 938 + 550
     assert published["tiktok-eu"] == (0, eu_sellable, True) and published["amazon-eu"] == (eu_sellable, eu_sellable, False)
@@ -475,7 +482,7 @@ def test_inventory_commands(engine: Engine) -> None:
     engine.stock_when(sku, "tiktok-eu resumed", lambda v: v["paused_channels"] == [])
     assert lines_of(engine.lock("cmd-resumed", [(sku, 1)], channel="tiktok-eu")) == [(sku, 1, "EU")]
     view = engine.stock_when(sku, "the resumed lock", lambda v: v["regions"]["EU"]["locked"] == 3)
-    published = published_channel_stock(engine, sku)
+    published = published_channel_stock(engine, sku, view)
     assert published["tiktok-eu"] == (eu_sellable - 1, eu_sellable - 1, False)
     assert published == expected_channel_stock(view)
 

@@ -12,7 +12,9 @@ import orjson
 import pytest
 
 from lockstock.deadletter import PROCESSING_ERROR, UNDECODABLE
-from lockstock.topics import DEADLETTER, INVENTORY_COMMANDS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_PLACED, changelog_topic
+from lockstock.topics import (
+    CHANNELS_STOCK, DEADLETTER, INVENTORY_COMMANDS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_PLACED, changelog_topic,
+)
 from streams import folds
 from streams.engine.state import SkuState
 from streams.lines import is_line_key
@@ -316,3 +318,42 @@ def test_a_killed_desk_batch_never_flips_a_released_order_back(tmp_path, lines):
         if commit_records is not None:
             break
     assert commit_records is not None and commit_records >= 3  # every record of the commit was a kill point
+
+
+def channel_figures(flow: MemoryFlow, sku: str) -> dict[str, int]:
+    """channel -> the latest sellable figure announced for ``sku`` (highest seq)."""
+    latest: dict[str, dict] = {}
+    for record in flow.values(CHANNELS_STOCK):
+        if record["sku"] == sku and record["seq"] > latest.get(record["channel"], {"seq": -1})["seq"]:
+            latest[record["channel"]] = record
+    return {channel: record["sellable"] for channel, record in latest.items()}
+
+
+def test_a_hot_sku_announces_its_channels_once_per_interval_and_the_last_figure_always(tmp_path):
+    """Batch after batch on one SKU within the interval: one announcement, then the changes wait.
+    When the interval passes with no input, a batch without input announces the latest figures;
+    a new process (a restart, a takeover) announces what the old one held back."""
+    clock = Clock()
+    flow = new_flow(tmp_path, clock=clock, batch_max=1)
+    set_stock(flow, "HOT", 100)
+    flow.run()
+    first = len(flow.values(CHANNELS_STOCK))
+    for n in range(20):
+        place(flow, f"o{n}", [("HOT", 1)], buyer=f"b{n}")
+        clock.now += 5  # 20 batches within 100 ms
+        flow.run()
+    assert len(flow.values(CHANNELS_STOCK)) == first  # all held back: none urgent
+    assert channel_figures(flow, "HOT")["shopify"] == 100
+    clock.now += CATALOG.rules.channel_stock_interval_ms
+    flow.run()  # no input: the owed figures go
+    assert channel_figures(flow, "HOT")["shopify"] == 80
+    place(flow, "late", [("HOT", 1)], buyer="late")
+    clock.now += 1
+    flow.run()
+    assert channel_figures(flow, "HOT")["shopify"] == 80  # held back again ...
+    flow.restart()
+    clock.now += CATALOG.rules.channel_stock_interval_ms
+    flow.run()  # ... and announced by the next process, which knew nothing of it
+    assert channel_figures(flow, "HOT")["shopify"] == 79
+    us = head(flow, "HOT").regions["US"]
+    assert us.locked == 21 and head(flow, "HOT").published["shopify"][0] == 79

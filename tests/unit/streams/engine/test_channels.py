@@ -109,3 +109,28 @@ def test_a_flex_transfer_reannounces_every_channel_with_the_new_flex():
     assert len(updates) == 9  # available is unchanged for US channels, but flex moved
     assert {u["flex"] for u in updates} == {500}
     assert by_channel(updates)["tiktok-us"]["available"] == 1560 and by_channel(updates)["amazon-eu"]["available"] == 1300
+
+
+def test_changes_within_the_interval_wait_unless_urgent():
+    state = stocked()
+    first = channel_stock_updates(state, CATALOG, NOW, interval_ms=200)
+    assert len(first) == 9 and state.announced_at == NOW  # a first figure is urgent
+    state = lock(state, "o1", 5)
+    assert channel_stock_updates(state, CATALOG, NOW + 50, interval_ms=200) is None  # held back
+    assert state.announced_at == NOW and state.published["tiktok-us"][0] == 1560  # nothing remembered as sent
+    state = lock(state, "o2", 5)
+    later = channel_stock_updates(state, CATALOG, NOW + 200, interval_ms=200)
+    assert {u["channel"] for u in later} == {"tiktok-us", "shopify", "youtube-us", "instagram-us", "amazon-us"} \
+        and all(u["sellable"] == 1550 for u in later) and state.announced_at == NOW + 200  # both locks, one record each
+    assert channel_stock_updates(state, CATALOG, NOW + 201, interval_ms=200) == []  # nothing changed
+
+
+def test_a_sell_out_a_comeback_and_a_pause_go_at_once():
+    state = stocked()
+    channel_stock_updates(state, CATALOG, NOW, interval_ms=10_000)
+    state = command(state, "PAUSE_CHANNEL", "pause", channel="tiktok-us")
+    paused = channel_stock_updates(state, CATALOG, NOW + 1, interval_ms=10_000)
+    assert [(u["channel"], u["sellable"], u["paused"]) for u in paused] == [("tiktok-us", 0, True)]
+    state = lock(state, "o1", 1560, channel="shopify")  # the US region and the flex pool sold out
+    out = channel_stock_updates(state, CATALOG, NOW + 2, interval_ms=10_000)
+    assert out and all(u["sellable"] == 0 for u in out if u["region"] == "US")

@@ -115,3 +115,22 @@ def test_the_end_of_the_channel_ends_the_batches():
         assert collected == [1]
 
     asyncio.run(main())
+
+
+def test_with_work_due_by_time_an_empty_batch_comes_when_no_event_came_in_time():
+    async def main():
+        stream, consumer, _ = agent_stream()
+        due = [0.01]
+        batches = take_batches(stream, 10, lambda: due[0])
+        assert await asyncio.wait_for(batches.__anext__(), 1) == []  # nothing queued: woken, empty
+        put(stream, consumer, 0)
+        assert [e.message.offset for e in await batches.__anext__()] == [0]  # queued events go first
+        due[0] = None  # nothing due: waits for events
+        waiting = asyncio.ensure_future(batches.__anext__())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        put(stream, consumer, 1)
+        assert [e.message.offset for e in await asyncio.wait_for(waiting, 1)] == [1]
+        await batches.aclose()
+
+    asyncio.run(main())
